@@ -1,0 +1,1 @@
+#include "protocol/stream_scanner.h"
