@@ -5,6 +5,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "config/config.h"
 
@@ -27,6 +28,7 @@ template <> std::span<const EnumName<ResetOnReturn>> enum_names<ResetOnReturn>()
 template <> std::span<const EnumName<TargetSessionAttrs>> enum_names<TargetSessionAttrs>();
 
 template <typename E>
+  requires std::is_enum_v<E>
 [[nodiscard]] std::optional<E> parse_enum(std::string_view text) {
   for (const auto& entry : enum_names<E>()) {
     if (entry.name == text) return entry.value;
@@ -35,6 +37,7 @@ template <typename E>
 }
 
 template <typename E>
+  requires std::is_enum_v<E>
 [[nodiscard]] std::string_view to_string(E value) {
   for (const auto& entry : enum_names<E>()) {
     if (entry.value == value) return entry.name;
