@@ -1,0 +1,691 @@
+// ClientConn: the client's side of the relay — startup, auth, login, and the message stream to the server.
+#include "daemon/client_conn.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "daemon/daemon.h"
+#include "daemon/pool_runtime.h"
+#include "daemon/scratch.h"
+#include "daemon/server_conn.h"
+#include "protocol/auth_messages.h"
+#include "protocol/frame.h"
+#include "protocol/md5_auth.h"
+#include "protocol/startup.h"
+
+namespace pooler::daemon {
+
+namespace {
+
+constexpr int kMaxReadsPerEvent = 16;
+// Above this much unsent output on the server socket, stop reading from the client.
+constexpr std::size_t kServerHighWater = 256 * 1024;
+// Auth messages are tiny; anything bigger before login is an attack or a bug.
+constexpr std::size_t kMaxAuthMessage = 16 * 1024;
+
+// Startup parameters that are protocol-level or handled by the pooler itself, never SET on the server.
+bool is_connection_param(std::string_view k) {
+  return k == "user" || k == "database" || k == "options" || k == "replication" || k.starts_with("_pq_.");
+}
+
+std::string quote_literal(std::string_view v) {
+  std::string out;
+  bool backslash = v.find('\\') != std::string_view::npos;
+  if (backslash) out += 'E';
+  out += '\'';
+  for (char ch : v) {
+    if (ch == '\'') out += '\'';
+    if (ch == '\\') out += '\\';
+    out += ch;
+  }
+  out += '\'';
+  return out;
+}
+
+std::string quote_ident(std::string_view v) {
+  std::string out = "\"";
+  for (char ch : v) {
+    if (ch == '"') out += '"';
+    out += ch;
+  }
+  out += '"';
+  return out;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
+}
+
+// "-c name=value --name=value" (PostgreSQL's options syntax, with backslash escapes for spaces).
+std::vector<std::pair<std::string, std::string>> parse_options(std::string_view opts) {
+  std::vector<std::string> words;
+  std::string cur;
+  bool have = false;
+  for (std::size_t i = 0; i < opts.size(); ++i) {
+    char ch = opts[i];
+    if (ch == '\\' && i + 1 < opts.size()) {
+      cur += opts[++i];
+      have = true;
+    } else if (ch == ' ' || ch == '\t') {
+      if (have) words.push_back(std::move(cur));
+      cur.clear();
+      have = false;
+    } else {
+      cur += ch;
+      have = true;
+    }
+  }
+  if (have) words.push_back(std::move(cur));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    std::string_view w = words[i];
+    std::string_view kv;
+    if (w == "-c" && i + 1 < words.size()) {
+      kv = words[++i];
+    } else if (w.starts_with("-c")) {
+      kv = w.substr(2);
+    } else if (w.starts_with("--")) {
+      kv = w.substr(2);
+    } else {
+      continue;
+    }
+    auto eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string name(kv.substr(0, eq));
+    std::replace(name.begin(), name.end(), '-', '_');
+    out.emplace_back(std::move(name), std::string(kv.substr(eq + 1)));
+  }
+  return out;
+}
+
+void set_kv(std::vector<std::pair<std::string, std::string>>& v, std::string_view k, std::string_view val) {
+  for (auto& [key, value] : v) {
+    if (iequals(key, k)) {
+      value.assign(val);
+      return;
+    }
+  }
+  v.emplace_back(std::string(k), std::string(val));
+}
+
+}  // namespace
+
+// Interprets the client → server stream while linked: forwards everything but Terminate.
+struct ClientConn::RelayHandler {
+  ClientConn& c;
+  int requests = 0;
+  bool terminate = false;
+  protocol::ScanStep on_start(char type) {
+    if (type == 'X') {
+      terminate = true;
+      return protocol::ScanStep::kStopBefore;
+    }
+    return protocol::ScanStep::kContinue;
+  }
+  bool want_body(char) { return false; }
+  protocol::ScanStep on_end(char type, std::string_view) {
+    switch (type) {
+      case 'Q':
+      case 'F':
+        ++requests;
+        break;
+      case 'S':
+        ++requests;
+        c.unsynced_ = false;
+        break;
+      case 'P':
+      case 'B':
+      case 'D':
+      case 'E':
+      case 'C':
+      case 'H':
+        c.unsynced_ = true;
+        break;
+      default:
+        break;
+    }
+    return protocol::ScanStep::kContinue;
+  }
+};
+
+ClientConn::ClientConn(Daemon& daemon, std::uint64_t id, std::string peer)
+    : daemon_(daemon), id_(id), peer_(std::move(peer)), connected_at_(std::chrono::steady_clock::now()) {
+  scanner_.set_max_message_size(daemon_.config().pooler.max_message_size);
+}
+
+ClientConn::~ClientConn() { sock_.close(); }
+
+int ClientConn::start(int fd) { return sock_.open(daemon_.loop(), fd, /*owns_fd=*/true, this); }
+
+bool ClientConn::logged_in() const {
+  return state_ == State::kReady || state_ == State::kWaitServer || state_ == State::kSync ||
+         state_ == State::kLinked;
+}
+
+void ClientConn::send_and_flush(const std::string& bytes) {
+  if (!sock_.send(bytes)) close();
+}
+
+void ClientConn::fatal(std::string_view sqlstate, std::string message, std::string detail) {
+  if (state_ == State::kClosed) return;
+  spdlog::info("event=client_error client={} peer={} user={} database={} sqlstate={} message=\"{}\"", id_, peer_,
+               user_, database_, sqlstate, message);
+  std::string out;
+  protocol::write_error_response(
+      out, protocol::ErrorFields{protocol::Severity::kFatal, std::string(sqlstate), std::move(message),
+                                 std::move(detail), {}});
+  if (!sock_.send(out) || sock_.pending() == 0) {
+    close();
+    return;
+  }
+  // Let the error reach the client before closing; stop reading meanwhile.
+  close_after_flush_ = true;
+  sock_.set_reading(false);
+  if (pool_ != nullptr && state_ == State::kLoginWait) pool_->cancel_request(this);
+  if (server_ != nullptr) release_server();
+}
+
+void ClientConn::close() {
+  if (state_ == State::kClosed) return;
+  State was = state_;
+  state_ = State::kClosed;
+  if (pool_ != nullptr && (was == State::kLoginWait || was == State::kWaitServer)) pool_->cancel_request(this);
+  if (server_ != nullptr) {
+    ServerConn* s = server_;
+    server_ = nullptr;
+    s->unlink();
+    PoolRuntime::ReleaseInfo info{scanner_.at_boundary(), unsynced_};
+    if (pool_ != nullptr) pool_->release(s, info);
+  }
+  sock_.close();
+  spdlog::debug("event=client_closed client={} peer={}", id_, peer_);
+  daemon_.retire(this);
+}
+
+void ClientConn::on_socket_error(int) { close(); }
+
+void ClientConn::on_drained() {
+  if (close_after_flush_) {
+    close();
+    return;
+  }
+  // Backpressure release: the server may send again.
+  if (server_ != nullptr && state_ == State::kLinked) server_->pause_reading(false);
+}
+
+void ClientConn::on_server_drained() {
+  if (state_ == State::kLinked && !close_after_flush_) sock_.set_reading(true);
+}
+
+std::size_t ClientConn::deliver(std::string_view bytes) {
+  if (state_ == State::kClosed) return 0;
+  if (!sock_.send(bytes)) {
+    close();
+    return 0;
+  }
+  return sock_.pending();
+}
+
+void ClientConn::on_readable() {
+  char* buf = scratch_buffer();
+  for (int i = 0; i < kMaxReadsPerEvent && state_ != State::kClosed && sock_.reading(); ++i) {
+    IoResult r = sock_.read(buf, kScratchSize);
+    if (r.status == IoStatus::kWouldBlock) return;
+    if (r.status != IoStatus::kOk) {
+      // The client vanished (possibly mid-message): the server connection is cleaned up by close().
+      close();
+      return;
+    }
+    std::string_view data(buf, r.n);
+    switch (state_) {
+      case State::kStartup:
+        handle_startup_bytes(data);
+        break;
+      case State::kAuth:
+        handle_auth_bytes(data);
+        break;
+      case State::kLinked:
+        relay_to_server(data);
+        break;
+      case State::kReady:
+        need_server(data);
+        break;
+      case State::kLoginWait:
+      case State::kLoginSync:
+      case State::kWaitServer:
+      case State::kSync:
+        // Reading is paused in these states; bytes that raced in are kept for later.
+        in_.append(data);
+        sock_.set_reading(false);
+        break;
+      case State::kClosed:
+        return;
+    }
+    if (r.n < kScratchSize) return;
+  }
+}
+
+// ---- startup ----
+
+void ClientConn::handle_startup_bytes(std::string_view data) {
+  in_.append(data);
+  while (state_ == State::kStartup && !in_.empty()) {
+    auto dec = protocol::decode_startup(in_);
+    if (!dec) {
+      fatal(dec.error().sqlstate, dec.error().message);
+      return;
+    }
+    if (!dec->has_value()) return;
+    std::size_t used = (*dec)->consumed;
+    auto packet = std::move((*dec)->packet);
+    if (std::holds_alternative<protocol::SslRequest>(packet) ||
+        std::holds_alternative<protocol::GssEncRequest>(packet)) {
+      in_.erase(0, used);
+      // No TLS or GSS yet: 'N' tells the client to go on in plain text on this connection.
+      if (!in_.empty()) {
+        // A client must wait for our answer; bytes after the request would be a buffer-stuffing attempt.
+        fatal("08P01", "received unencrypted data after SSL request");
+        return;
+      }
+      send_and_flush(std::string(1, 'N'));
+      continue;
+    }
+    if (auto* cancel = std::get_if<protocol::CancelRequest>(&packet)) {
+      daemon_.handle_cancel(cancel->process_id, cancel->secret_key);
+      close();
+      return;
+    }
+    auto& startup = std::get<protocol::StartupMessage>(packet);
+    std::string rest = in_.substr(used);
+    in_.swap(rest);
+    if (const std::string* u = startup.find("user")) user_ = *u;
+    const std::string* db = startup.find("database");
+    database_ = (db != nullptr && !db->empty()) ? *db : user_;
+    if (const std::string* rep = startup.find("replication"); rep != nullptr && *rep != "false" && *rep != "0" &&
+                                                              *rep != "off" && *rep != "no") {
+      fatal("08P01", "replication connections are not supported by the pooler");
+      return;
+    }
+    std::vector<std::string> unrecognized;
+    for (const auto& [k, v] : startup.params) {
+      if (k.starts_with("_pq_.")) {
+        unrecognized.push_back(k);
+      } else if (k == "options") {
+        for (auto& [ok, ov] : parse_options(v)) set_kv(params_, ok, ov);
+      } else if (!is_connection_param(k)) {
+        set_kv(params_, k, v);
+      }
+    }
+    if (startup.minor > 0 || !unrecognized.empty()) {
+      std::string out;
+      protocol::write_negotiate_protocol_version(out, 0, unrecognized);
+      send_and_flush(out);
+      if (state_ == State::kClosed) return;
+    }
+    spdlog::debug("event=client_startup client={} peer={} user={} database={}", id_, peer_, user_, database_);
+    if (daemon_.client_count() > static_cast<std::size_t>(daemon_.config().pooler.max_client_conn)) {
+      fatal("53300", fmt::format("sorry, too many clients already (max_client_conn {})",
+                                 daemon_.config().pooler.max_client_conn));
+      return;
+    }
+    begin_auth();
+  }
+}
+
+// ---- authentication ----
+
+void ClientConn::begin_auth() {
+  auth_ = daemon_.find_user(user_);
+  if (auth_ == nullptr) {
+    fatal("28000", fmt::format("role \"{}\" does not exist", user_));
+    return;
+  }
+  state_ = State::kAuth;
+  std::string out;
+  switch (daemon_.config().pooler.auth_type) {
+    case config::AuthType::kTrust:
+      auth_ok();
+      return;
+    case config::AuthType::kMd5:
+      // As PostgreSQL does: a user whose stored secret is SCRAM is asked for SCRAM even under md5.
+      if (auth_->kind != UserAuth::Kind::kScramSecret) {
+        md5_salt_ = protocol::random_salt4();
+        auth_step_ = AuthStep::kMd5;
+        protocol::write_authentication_md5_password(out, md5_salt_);
+        send_and_flush(out);
+        return;
+      }
+      [[fallthrough]];
+    case config::AuthType::kScramSha256:
+      auth_step_ = AuthStep::kSaslInit;
+      protocol::write_authentication_sasl(out, {protocol::kScramSha256});
+      send_and_flush(out);
+      return;
+  }
+}
+
+void ClientConn::handle_auth_bytes(std::string_view data) {
+  in_.append(data);
+  while (state_ == State::kAuth && !in_.empty()) {
+    auto frame = protocol::decode_frame(in_, kMaxAuthMessage);
+    if (!frame) {
+      fatal(frame.error().sqlstate, frame.error().message);
+      return;
+    }
+    if (!frame->has_value()) return;
+    char type = (*frame)->type;
+    std::string body((*frame)->body);
+    in_.erase(0, (*frame)->size);
+    handle_auth_message(type, body);
+  }
+}
+
+void ClientConn::handle_auth_message(char type, std::string_view body) {
+  if (type == 'X') {
+    close();
+    return;
+  }
+  if (type != 'p') {
+    fatal("08P01", fmt::format("expected password response, got message type '{}'", type));
+    return;
+  }
+  auto auth_failed = [this] {
+    fatal("28P01", fmt::format("password authentication failed for user \"{}\"", user_));
+  };
+  switch (auth_step_) {
+    case AuthStep::kMd5: {
+      auto pw = protocol::parse_password_message(body);
+      if (!pw) {
+        fatal(pw.error().sqlstate, pw.error().message);
+        return;
+      }
+      if (!protocol::md5_verify(auth_->password, user_, md5_salt_, *pw)) {
+        auth_failed();
+        return;
+      }
+      auth_ok();
+      return;
+    }
+    case AuthStep::kSaslInit: {
+      auto init = protocol::parse_sasl_initial_response(body);
+      if (!init) {
+        fatal(init.error().sqlstate, init.error().message);
+        return;
+      }
+      if (init->mechanism != protocol::kScramSha256) {
+        fatal("28000", "client selected an invalid SASL authentication mechanism");
+        return;
+      }
+      if (!auth_->scram) {
+        // An md5 secret cannot verify SCRAM; PostgreSQL fails such logins the same way.
+        spdlog::warn("event=auth_impossible user={} reason=\"md5 secret cannot be used for SCRAM\"", user_);
+        auth_failed();
+        return;
+      }
+      scram_ = std::make_unique<protocol::ScramServer>(*auth_->scram);
+      auto first = scram_->handle_client_first(init->data);
+      if (!first) {
+        fatal(first.error().sqlstate, first.error().message);
+        return;
+      }
+      std::string out;
+      protocol::write_authentication_sasl_continue(out, *first);
+      send_and_flush(out);
+      auth_step_ = AuthStep::kSaslFinal;
+      return;
+    }
+    case AuthStep::kSaslFinal: {
+      auto resp = protocol::parse_sasl_response(body);
+      if (!resp) {
+        fatal(resp.error().sqlstate, resp.error().message);
+        return;
+      }
+      auto final_msg = scram_->handle_client_final(*resp);
+      if (!final_msg) {
+        if (final_msg.error().sqlstate == "28P01") {
+          auth_failed();
+        } else {
+          fatal(final_msg.error().sqlstate, final_msg.error().message);
+        }
+        return;
+      }
+      std::string out;
+      protocol::write_authentication_sasl_final(out, *final_msg);
+      send_and_flush(out);
+      if (state_ == State::kClosed) return;
+      auth_ok();
+      return;
+    }
+    case AuthStep::kNone:
+      fatal("08P01", "unexpected password message");
+      return;
+  }
+}
+
+void ClientConn::auth_ok() {
+  scram_.reset();
+  auth_step_ = AuthStep::kNone;
+  const config::Database* db = daemon_.config().find_database(database_);
+  if (db == nullptr) {
+    fatal("3D000", fmt::format("database \"{}\" does not exist", database_));
+    return;
+  }
+  std::string error;
+  pool_ = daemon_.pool_for(*db, user_, error);
+  if (pool_ == nullptr) {
+    fatal("08006", error);
+    return;
+  }
+  std::string out;
+  protocol::write_authentication_ok(out);
+  send_and_flush(out);
+  if (state_ == State::kClosed) return;
+  daemon_.register_cancel_key(this, cancel_pid_, cancel_key_);
+  // The login needs one server connection: its ParameterStatus values are what the client is told.
+  state_ = State::kLoginWait;
+  sock_.set_reading(false);
+  pool_->request(this);
+}
+
+// ---- server assignment ----
+
+void ClientConn::on_server_assigned(ServerConn* s) {
+  if (state_ == State::kClosed) {
+    pool_->release(s, {});
+    return;
+  }
+  server_ = s;
+  if (state_ == State::kLoginWait) {
+    state_ = State::kLoginSync;
+    apply_params_then(s, &ClientConn::after_login_server);
+  } else if (state_ == State::kWaitServer) {
+    state_ = State::kSync;
+    apply_params_then(s, &ClientConn::link_for_transaction);
+  } else {
+    // Not expected; give it back untouched.
+    server_ = nullptr;
+    pool_->release(s, {});
+  }
+}
+
+void ClientConn::on_checkout_failed(const protocol::ErrorFields& e) {
+  if (state_ == State::kLoginWait) {
+    fatal(e.sqlstate, e.message, e.detail);
+    return;
+  }
+  if (state_ == State::kWaitServer) {
+    // The session stays usable: answer the held request with the error and drop it.
+    std::string out;
+    protocol::write_error_response(out, e);
+    protocol::write_ready_for_query(out, 'I');
+    in_.clear();
+    unsynced_ = false;
+    scanner_.reset();
+    state_ = State::kReady;
+    send_and_flush(out);
+    if (state_ != State::kClosed) sock_.set_reading(true);
+  }
+}
+
+std::vector<std::string> ClientConn::param_sync_sql(const ServerConn& s) const {
+  std::vector<std::string> sql;
+  for (const auto& [k, v] : params_) {
+    const std::string* have = s.param(k);
+    if (have == nullptr) have = s.applied(k);  // not reported by the server (e.g. search_path)
+    if (have != nullptr && *have == v) continue;
+    sql.push_back(fmt::format("SET {} = {}", quote_ident(k), quote_literal(v)));
+  }
+  return sql;
+}
+
+void ClientConn::apply_params_then(ServerConn* s, void (ClientConn::*next)(ServerConn*)) {
+  std::vector<std::string> sql = param_sync_sql(*s);
+  if (sql.empty()) {
+    (this->*next)(s);
+    return;
+  }
+  std::string batch;
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    if (i > 0) batch += "; ";
+    batch += sql[i];
+  }
+  // One Query with all SETs: one round trip. The server reports the new values as ParameterStatus.
+  auto params = params_;
+  s->run_internal({batch}, [this, next, params](ServerConn* srv, const InternalResult& r) {
+    if (state_ == State::kClosed || server_ != srv) return;
+    if (!r.ok) {
+      std::string sqlstate = r.sqlstate.empty() ? "08006" : r.sqlstate;
+      if (srv->state() == ServerConn::State::kClosed) {
+        server_ = nullptr;
+        fatal("08006", fmt::format("server connection lost while applying client parameters: {}", r.message));
+      } else {
+        fatal(sqlstate, r.message);
+      }
+      return;
+    }
+    // Remember non-reported values (search_path, ...) as set, so the next checkout can compare.
+    for (const auto& [k, v] : params) {
+      if (srv->param(k) == nullptr) srv->remember_applied(k, v);
+    }
+    (this->*next)(srv);
+  });
+}
+
+void ClientConn::after_login_server(ServerConn* s) {
+  std::string out;
+  for (const auto& [k, v] : s->params()) protocol::write_parameter_status(out, k, v);
+  protocol::write_backend_key_data(out, cancel_pid_, cancel_key_);
+  protocol::write_ready_for_query(out, 'I');
+  send_and_flush(out);
+  if (state_ == State::kClosed) return;
+  spdlog::info("event=login client={} peer={} user={} database={} pool_mode={}", id_, peer_, user_, database_,
+               pool_->mode() == config::PoolMode::kSession ? "session" : "transaction");
+  if (pool_->mode() == config::PoolMode::kSession) {
+    state_ = State::kLinked;
+    s->link(this);
+  } else {
+    capture_params(*s);
+    state_ = State::kReady;
+    server_ = nullptr;
+    pool_->release(s, {});
+  }
+  sock_.set_reading(true);
+  if (!in_.empty()) {
+    std::string held;
+    held.swap(in_);
+    if (state_ == State::kLinked) {
+      relay_to_server(held);
+    } else {
+      need_server(held);
+    }
+  }
+}
+
+// ---- relay ----
+
+void ClientConn::relay_to_server(std::string_view data) {
+  while (!data.empty() && state_ == State::kLinked && server_ != nullptr) {
+    RelayHandler h{*this};
+    auto res = scanner_.scan(data, h);
+    if (!res) {
+      fatal(res.error().sqlstate, res.error().message);
+      return;
+    }
+    std::string_view chunk = data.substr(0, res->consumed);
+    data.remove_prefix(res->consumed);
+    ServerConn* s = server_;
+    if (!chunk.empty() && !s->send_from_client(chunk, h.requests)) return;  // server lost: we were told
+    if (h.terminate) {
+      close();
+      return;
+    }
+  }
+  // Backpressure: while the server has a large unsent backlog, stop reading the client.
+  if (server_ != nullptr && state_ == State::kLinked && server_->backlog() > kServerHighWater) {
+    sock_.set_reading(false);
+    server_->notify_drained_to(this);
+  }
+}
+
+void ClientConn::need_server(std::string_view data) {
+  if (data.empty()) return;
+  if (data[0] == 'X' && in_.empty()) {
+    // A Terminate while idle needs no server.
+    close();
+    return;
+  }
+  in_.append(data);
+  state_ = State::kWaitServer;
+  sock_.set_reading(false);
+  pool_->request(this);
+}
+
+void ClientConn::link_for_transaction(ServerConn* s) {
+  state_ = State::kLinked;
+  s->link(this);
+  sock_.set_reading(true);
+  std::string held;
+  held.swap(in_);
+  relay_to_server(held);
+}
+
+void ClientConn::on_server_ready(char tx_status) {
+  if (state_ != State::kLinked || server_ == nullptr) return;
+  if (pool_->mode() != config::PoolMode::kTransaction) return;
+  ServerConn* s = server_;
+  // Release only at the end of the last outstanding request, between messages, outside a transaction.
+  if (tx_status != 'I' || s->outstanding() != 0 || unsynced_ || !scanner_.at_boundary() || s->in_copy()) return;
+  release_server();
+}
+
+void ClientConn::release_server() {
+  ServerConn* s = server_;
+  if (s == nullptr) return;
+  capture_params(*s);
+  server_ = nullptr;
+  s->unlink();
+  if (state_ == State::kLinked) state_ = State::kReady;
+  pool_->release(s, PoolRuntime::ReleaseInfo{scanner_.at_boundary(), unsynced_});
+  // A draining daemon lets clients finish their transaction, then tells them.
+  if (state_ == State::kReady && daemon_.shutting_down()) {
+    fatal("57P01", "terminating connection due to administrator command");
+  }
+}
+
+void ClientConn::capture_params(const ServerConn& s) {
+  // The client's view follows what the server reported while linked (SET outside a transaction).
+  for (auto& [k, v] : params_) {
+    if (const std::string* now = s.param(k)) v = *now;
+  }
+}
+
+void ClientConn::on_server_lost(const std::string& reason) {
+  server_ = nullptr;
+  if (state_ == State::kClosed) return;
+  fatal("08006", fmt::format("server connection lost: {}", reason));
+}
+
+}  // namespace pooler::daemon

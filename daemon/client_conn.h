@@ -1,0 +1,128 @@
+// One client connection: startup, authentication against [users], then relay to a server connection taken
+// from its pool — for the whole session (session mode) or per transaction (transaction mode).
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "daemon/socket.h"
+#include "protocol/scram.h"
+#include "protocol/stream_scanner.h"
+#include "protocol/writer.h"
+
+namespace pooler::daemon {
+
+class Daemon;
+class PoolRuntime;
+class ServerConn;
+struct UserAuth;
+
+class ClientConn final : public SocketOwner {
+ public:
+  enum class State {
+    kStartup,       // reading SSLRequest/GSSENCRequest/CancelRequest/StartupMessage
+    kAuth,          // challenge sent, waiting for the password / SASL messages
+    kLoginWait,     // authenticated; waiting for the pool to hand out a server connection
+    kLoginSync,     // server connection assigned; applying the client's startup parameters to it
+    kReady,         // logged in, no server connection (transaction mode between transactions)
+    kWaitServer,    // logged in, holding the client's first bytes until the pool hands out a server
+    kSync,          // server assigned for a transaction; re-applying the client's parameters first
+    kLinked,        // relaying to server_
+    kClosed,        // done; the daemon frees it at the end of the loop iteration
+  };
+
+  ClientConn(Daemon& daemon, std::uint64_t id, std::string peer);
+  ClientConn(const ClientConn&) = delete;
+  ClientConn& operator=(const ClientConn&) = delete;
+  ~ClientConn();
+
+  // Starts serving an accepted socket.
+  [[nodiscard]] int start(int fd);
+
+  [[nodiscard]] std::uint64_t id() const { return id_; }
+  [[nodiscard]] State state() const { return state_; }
+  [[nodiscard]] const std::string& peer() const { return peer_; }
+  [[nodiscard]] const std::string& user() const { return user_; }
+  [[nodiscard]] const std::string& database() const { return database_; }
+  [[nodiscard]] std::int32_t cancel_pid() const { return cancel_pid_; }
+  [[nodiscard]] std::int32_t cancel_key() const { return cancel_key_; }
+  [[nodiscard]] ServerConn* server() const { return server_; }
+  [[nodiscard]] std::chrono::steady_clock::time_point connected_at() const { return connected_at_; }
+  [[nodiscard]] bool logged_in() const;
+
+  // --- from the server side ---
+  // Bytes the linked server sent; returns the client's unsent backlog (for backpressure).
+  std::size_t deliver(std::string_view bytes);
+  // The linked server sent ReadyForQuery (after its bytes were delivered).
+  void on_server_ready(char tx_status);
+  // The linked server connection broke; the client is told and closed.
+  void on_server_lost(const std::string& reason);
+
+  // --- from the pool ---
+  void on_server_assigned(ServerConn* s);
+  void on_checkout_failed(const protocol::ErrorFields& e);
+
+  // Sends a FATAL error and closes once it is written.
+  void fatal(std::string_view sqlstate, std::string message, std::string detail = {});
+  // Closes now: returns or discards any server connection, leaves the pool's queue.
+  void close();
+
+  // SocketOwner
+  void on_readable() override;
+  void on_drained() override;
+  // The linked server's output backlog drained: resume reading the client.
+  void on_server_drained();
+  void on_socket_error(int uv_error) override;
+
+ private:
+  struct RelayHandler;
+
+  void handle_startup_bytes(std::string_view data);
+  void handle_startup_packet(std::string_view data);
+  void handle_auth_bytes(std::string_view data);
+  void handle_auth_message(char type, std::string_view body);
+  void begin_auth();
+  void auth_ok();
+  void after_login_server(ServerConn* s);
+  void relay_to_server(std::string_view data);
+  void need_server(std::string_view data);
+  void link_for_transaction(ServerConn* s);
+  void release_server();
+  void apply_params_then(ServerConn* s, void (ClientConn::*next)(ServerConn*));
+  void send_and_flush(const std::string& bytes);
+  [[nodiscard]] std::vector<std::string> param_sync_sql(const ServerConn& s) const;
+  void capture_params(const ServerConn& s);
+
+  Daemon& daemon_;
+  std::uint64_t id_;
+  std::string peer_;
+  State state_ = State::kStartup;
+  Socket sock_;
+  std::chrono::steady_clock::time_point connected_at_;
+  std::string in_;  // unparsed bytes before login, and client bytes held while waiting for a server
+  std::string user_;
+  std::string database_;
+  // Parameters the client asked for (startup packet, then changes the server reported during its links).
+  std::vector<std::pair<std::string, std::string>> params_;
+  const UserAuth* auth_ = nullptr;
+  enum class AuthStep { kNone, kMd5, kSaslInit, kSaslFinal };
+  AuthStep auth_step_ = AuthStep::kNone;
+  std::array<std::uint8_t, 4> md5_salt_{};
+  std::unique_ptr<protocol::ScramServer> scram_;
+  PoolRuntime* pool_ = nullptr;
+  ServerConn* server_ = nullptr;
+  protocol::StreamScanner scanner_;  // client → server stream
+  bool unsynced_ = false;            // extended-protocol messages sent since the last Sync
+  bool close_after_flush_ = false;
+  std::int32_t cancel_pid_ = 0;
+  std::int32_t cancel_key_ = 0;
+};
+
+}  // namespace pooler::daemon

@@ -1,0 +1,397 @@
+// Daemon: listeners, accept, the client registry and cancel keys, pools, signals and deferred frees.
+#include "daemon/daemon.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/rand.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include "daemon/client_conn.h"
+#include "daemon/pool_runtime.h"
+#include "daemon/server_conn.h"
+#include "protocol/md5_auth.h"
+
+namespace pooler::daemon {
+
+namespace {
+
+constexpr int kAcceptsPerEvent = 64;
+
+std::string sockaddr_to_string(const sockaddr_storage& ss) {
+  char host[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    return fmt::format("{}:{}", host, ntohs(a->sin_port));
+  }
+  if (ss.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+    return fmt::format("[{}]:{}", host, ntohs(a->sin6_port));
+  }
+  return "unix";
+}
+
+}  // namespace
+
+struct Daemon::Listener {
+  Daemon* daemon = nullptr;
+  int fd = -1;
+  bool tcp = true;
+  std::string label;
+  UvHandle<uv_poll_t> poll;
+  ~Listener() {
+    poll.reset();
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+Daemon::Daemon(config::Config cfg) : config_(std::move(cfg)) {
+  uv_loop_init(&loop_);
+  prepare_users();
+}
+
+Daemon::~Daemon() {
+  listeners_.clear();
+  for (auto& [id, c] : clients_) c->close();
+  pools_.clear();
+  free_retired();
+  check_.reset();
+  janitor_.reset();
+  signals_.clear();
+  // Let libuv run the close callbacks that free the handles.
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  uv_loop_close(&loop_);
+}
+
+void Daemon::prepare_users() {
+  users_.clear();
+  for (const auto& [name, u] : config_.users) {
+    UserAuth a;
+    a.name = name;
+    a.password = u.password;
+    if (protocol::is_scram_secret(u.password)) {
+      a.kind = UserAuth::Kind::kScramSecret;
+      if (auto s = protocol::parse_scram_secret(u.password)) a.scram = *s;
+    } else if (protocol::is_md5_secret(u.password)) {
+      a.kind = UserAuth::Kind::kMd5Secret;
+    } else {
+      a.kind = UserAuth::Kind::kPlain;
+      // A fresh random salt per process start, as PostgreSQL makes one per password change.
+      std::string salt(16, '\0');
+      RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), static_cast<int>(salt.size()));
+      a.scram = protocol::make_scram_secret(u.password, salt);
+    }
+    users_.emplace(name, std::move(a));
+  }
+}
+
+const UserAuth* Daemon::find_user(std::string_view name) const {
+  auto it = users_.find(std::string(name));
+  return it == users_.end() ? nullptr : &it->second;
+}
+
+PoolRuntime* Daemon::pool_for(const config::Database& db, const std::string& user, std::string& error) {
+  auto key = std::make_pair(db.name, user);
+  auto it = pools_.find(key);
+  if (it != pools_.end()) return it->second.get();
+
+  ServerConnParams p;
+  std::string hosts, ports;
+  for (const auto& hp : db.hosts) {
+    if (!hosts.empty()) {
+      hosts += ',';
+      ports += ',';
+    }
+    hosts += hp.host;
+    ports += std::to_string(hp.port);
+  }
+  std::string login_user = db.user.value_or(user);
+  std::optional<std::string> password = db.password;
+  if (!password) {
+    const UserAuth* ua = find_user(login_user);
+    // Only a plain password can log in to the server through libpq; secrets are for client auth.
+    if (ua != nullptr && ua->kind == UserAuth::Kind::kPlain) password = ua->password;
+  }
+  p.libpq = {{"host", hosts}, {"port", ports}, {"dbname", db.dbname}, {"user", login_user}};
+  if (password) p.libpq.emplace_back("password", *password);
+  p.libpq.emplace_back("sslmode", db.sslmode);
+  p.libpq.emplace_back("fallback_application_name", db.application_name.empty() ? "pooler" : db.application_name);
+  static constexpr const char* kTsa[] = {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"};
+  p.libpq.emplace_back("target_session_attrs", kTsa[static_cast<int>(db.target_session_attrs)]);
+  p.connect_timeout = db.connect_timeout;
+  p.max_message_size = SIZE_MAX;
+  (void)error;
+  auto pool = std::make_unique<PoolRuntime>(*this, db, user, std::move(p));
+  PoolRuntime* raw = pool.get();
+  pools_.emplace(key, std::move(pool));
+  spdlog::info("event=pool_created pool={}/{} mode={} pool_size={} max_overflow={}", db.name, user,
+               db.pool_mode == config::PoolMode::kSession ? "session" : "transaction", db.pool_size,
+               db.max_overflow);
+  return raw;
+}
+
+void Daemon::register_cancel_key(ClientConn* c, std::int32_t& pid, std::int32_t& key) {
+  // Our own process ids, not the server's: the client may be served by many server connections.
+  do {
+    pid = next_cancel_pid_;
+    next_cancel_pid_ = next_cancel_pid_ >= 0x3fffffff ? 1 : next_cancel_pid_ + 1;
+  } while (by_cancel_pid_.contains(pid));
+  RAND_bytes(reinterpret_cast<unsigned char*>(&key), sizeof key);
+  by_cancel_pid_[pid] = c;
+}
+
+void Daemon::handle_cancel(std::int32_t pid, std::int32_t key) {
+  auto it = by_cancel_pid_.find(pid);
+  if (it == by_cancel_pid_.end() || it->second->cancel_key() != key) {
+    spdlog::info("event=cancel_ignored reason=\"unknown key\" pid={}", pid);
+    return;
+  }
+  ClientConn* c = it->second;
+  ServerConn* s = c->server();
+  if (s == nullptr) {
+    spdlog::debug("event=cancel_ignored reason=\"client not linked\" client={}", c->id());
+    return;
+  }
+  spdlog::info("event=cancel_forwarded client={} server_pid={}", c->id(), s->backend_pid());
+  s->cancel_running_query();
+}
+
+void Daemon::retire(ClientConn* c) {
+  if (c->cancel_pid() != 0) {
+    auto it = by_cancel_pid_.find(c->cancel_pid());
+    if (it != by_cancel_pid_.end() && it->second == c) by_cancel_pid_.erase(it);
+  }
+  auto it = clients_.find(c->id());
+  if (it == clients_.end()) return;
+  retired_clients_.push_back(std::move(it->second));
+  clients_.erase(it);
+  if (check_) uv_check_start(check_.get(), &Daemon::on_check);
+}
+
+void Daemon::retire(std::unique_ptr<ServerConn> s) {
+  retired_servers_.push_back(std::move(s));
+  if (check_) uv_check_start(check_.get(), &Daemon::on_check);
+}
+
+void Daemon::on_check(uv_check_t* h) noexcept {
+  auto* self = static_cast<Daemon*>(h->data);
+  if (self == nullptr) return;
+  self->free_retired();
+  uv_check_stop(h);
+}
+
+void Daemon::free_retired() {
+  // Swap first: destructors may retire more.
+  while (!retired_clients_.empty() || !retired_servers_.empty()) {
+    auto clients = std::move(retired_clients_);
+    auto servers = std::move(retired_servers_);
+    retired_clients_.clear();
+    retired_servers_.clear();
+  }
+}
+
+bool Daemon::listen_tcp() {
+  const auto& pc = config_.pooler;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(pc.listen_port);
+  const char* host = (pc.listen_addr == "*" || pc.listen_addr.empty()) ? nullptr : pc.listen_addr.c_str();
+  int rc = getaddrinfo(host, port.c_str(), &hints, &res);
+  if (rc != 0) {
+    spdlog::critical("event=listen_failed addr={} port={} error=\"{}\"", pc.listen_addr, pc.listen_port,
+                     gai_strerror(rc));
+    return false;
+  }
+  bool any = false;
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) continue;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, 1024) != 0) {
+      spdlog::critical("event=listen_failed addr={} port={} error=\"{}\"", pc.listen_addr, pc.listen_port,
+                       std::strerror(errno));
+      ::close(fd);
+      continue;
+    }
+    auto l = std::make_unique<Listener>();
+    l->daemon = this;
+    l->fd = fd;
+    l->tcp = true;
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+    l->label = sockaddr_to_string(ss);
+    listeners_.push_back(std::move(l));
+    any = true;
+  }
+  freeaddrinfo(res);
+  return any;
+}
+
+bool Daemon::listen_unix() {
+  const auto& pc = config_.pooler;
+  if (pc.unix_socket_dir.empty()) return true;
+  unix_socket_path_ = fmt::format("{}/.s.PGSQL.{}", pc.unix_socket_dir, pc.listen_port);
+  sockaddr_un addr{};
+  if (unix_socket_path_.size() >= sizeof addr.sun_path) {
+    spdlog::critical("event=listen_failed path={} error=\"path too long\"", unix_socket_path_);
+    return false;
+  }
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, unix_socket_path_.c_str(), unix_socket_path_.size() + 1);
+  ::unlink(unix_socket_path_.c_str());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 1024) != 0) {
+    spdlog::critical("event=listen_failed path={} error=\"{}\"", unix_socket_path_, std::strerror(errno));
+    if (fd >= 0) ::close(fd);
+    return false;
+  }
+  chmod(unix_socket_path_.c_str(), 0777);
+  auto l = std::make_unique<Listener>();
+  l->daemon = this;
+  l->fd = fd;
+  l->tcp = false;
+  l->label = unix_socket_path_;
+  listeners_.push_back(std::move(l));
+  return true;
+}
+
+void Daemon::accept_ready(Listener& l) {
+  for (int i = 0; i < kAcceptsPerEvent; ++i) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int fd = ::accept4(l.fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        spdlog::error("event=accept_failed listener={} error=\"{}\"", l.label, std::strerror(errno));
+      }
+      return;
+    }
+    if (shutting_down_) {
+      ::close(fd);
+      continue;
+    }
+    if (l.tcp) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    }
+    std::uint64_t id = next_client_id_++;
+    auto c = std::make_unique<ClientConn>(*this, id, l.tcp ? sockaddr_to_string(ss) : "unix");
+    ClientConn* raw = c.get();
+    clients_.emplace(id, std::move(c));
+    if (int rc = raw->start(fd); rc != 0) {
+      spdlog::error("event=client_start_failed error=\"{}\"", uv_strerror(rc));
+      raw->close();
+      continue;
+    }
+    spdlog::debug("event=client_accepted client={} peer={}", id, raw->peer());
+  }
+}
+
+void Daemon::on_signal(uv_signal_t* h, int signum) noexcept {
+  auto* self = static_cast<Daemon*>(h->data);
+  if (self == nullptr) return;
+  spdlog::info("event=signal signal={}", signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "other");
+  self->shutdown(signum == SIGINT || self->shutting_down_);
+}
+
+void Daemon::on_janitor(uv_timer_t* h) noexcept {
+  auto* self = static_cast<Daemon*>(h->data);
+  if (self == nullptr) return;
+  self->janitor();
+}
+
+void Daemon::janitor() {
+  // Clients that never finish logging in would otherwise hold a max_client_conn slot forever.
+  auto now = std::chrono::steady_clock::now();
+  auto limit = std::chrono::duration_cast<std::chrono::steady_clock::duration>(config_.pooler.client_login_timeout);
+  std::vector<ClientConn*> expired;
+  for (auto& [id, c] : clients_) {
+    if ((c->state() == ClientConn::State::kStartup || c->state() == ClientConn::State::kAuth) &&
+        now - c->connected_at() > limit) {
+      expired.push_back(c.get());
+    }
+  }
+  for (ClientConn* c : expired) c->fatal("08P01", "client_login_timeout expired before login completed");
+  if (shutting_down_ && (clients_.empty() || now >= shutdown_deadline_)) {
+    if (!clients_.empty()) spdlog::warn("event=shutdown_timeout clients={}", clients_.size());
+    shutdown(true);
+  }
+}
+
+void Daemon::shutdown(bool fast) {
+  if (!shutting_down_) {
+    spdlog::info("event=shutdown mode={}", fast ? "fast" : "drain");
+    shutdown_deadline_ = std::chrono::steady_clock::now() +
+                         std::chrono::duration_cast<std::chrono::steady_clock::duration>(config_.pooler.shutdown_timeout);
+  }
+  shutting_down_ = true;
+  listeners_.clear();
+  if (!unix_socket_path_.empty()) ::unlink(unix_socket_path_.c_str());
+  std::vector<ClientConn*> all;
+  for (auto& [id, c] : clients_) all.push_back(c.get());
+  for (ClientConn* c : all) {
+    // Graceful: clients between transactions or not yet logged in go now; the rest after their transaction
+    // (a later issue adds shutdown_timeout); fast: everyone now.
+    if (fast || !c->logged_in() || c->server() == nullptr) {
+      c->fatal("57P01", "terminating connection due to administrator command");
+    }
+  }
+  if (fast || clients_.empty()) uv_stop(&loop_);
+}
+
+int Daemon::run() {
+  if (!listen_tcp()) return 1;
+  if (!listen_unix()) return 1;
+  for (auto& l : listeners_) {
+    l->poll = UvHandle<uv_poll_t>::make();
+    uv_poll_init_socket(&loop_, l->poll.get(), l->fd);
+    l->poll->data = l.get();
+    uv_poll_start(l->poll.get(), UV_READABLE, [](uv_poll_t* h, int status, int) noexcept {
+      auto* lis = static_cast<Listener*>(h->data);
+      if (lis == nullptr || status < 0) return;
+      lis->daemon->accept_ready(*lis);
+    });
+    spdlog::info("event=listening addr={}", l->label);
+  }
+  check_ = UvHandle<uv_check_t>::make();
+  uv_check_init(&loop_, check_.get());
+  check_->data = this;
+  janitor_ = UvHandle<uv_timer_t>::make();
+  uv_timer_init(&loop_, janitor_.get());
+  janitor_->data = this;
+  uv_timer_start(janitor_.get(), &Daemon::on_janitor, 1000, 1000);
+  uv_unref(reinterpret_cast<uv_handle_t*>(janitor_.get()));
+  for (int sig : {SIGINT, SIGTERM}) {
+    auto h = UvHandle<uv_signal_t>::make();
+    uv_signal_init(&loop_, h.get());
+    h->data = this;
+    uv_signal_start(h.get(), &Daemon::on_signal, sig);
+    signals_.push_back(std::move(h));
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  spdlog::info("event=stopped");
+  return 0;
+}
+
+}  // namespace pooler::daemon

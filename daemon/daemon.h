@@ -1,0 +1,99 @@
+// The daemon: one libuv loop owning the listeners, the clients, the pools and the signal handlers.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "daemon/uv_handle.h"
+#include "protocol/scram.h"
+
+namespace pooler::daemon {
+
+class ClientConn;
+class PoolRuntime;
+class ServerConn;
+
+// How one [users] entry can authenticate, prepared once per config load (PBKDF2 is too slow per login).
+struct UserAuth {
+  enum class Kind { kPlain, kMd5Secret, kScramSecret };
+  std::string name;
+  std::string password;  // as configured
+  Kind kind = Kind::kPlain;
+  std::optional<protocol::ScramSecret> scram;  // parsed, or derived from a plain password with a random salt
+};
+
+class Daemon {
+ public:
+  explicit Daemon(config::Config cfg);
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+  ~Daemon();
+
+  // Binds the listeners and runs the loop until shutdown. Returns the process exit code.
+  int run();
+
+  [[nodiscard]] uv_loop_t* loop() { return &loop_; }
+  [[nodiscard]] const config::Config& config() const { return config_; }
+  [[nodiscard]] const UserAuth* find_user(std::string_view name) const;
+
+  // The pool for (database, user), created on first use. nullptr with `error` set when it cannot be.
+  PoolRuntime* pool_for(const config::Database& db, const std::string& user, std::string& error);
+
+  // Gives a logged-in client its BackendKeyData and makes it reachable for CancelRequest.
+  void register_cancel_key(ClientConn* c, std::int32_t& pid, std::int32_t& key);
+  void handle_cancel(std::int32_t pid, std::int32_t key);
+
+  // A client finished: forget it and free it once the current callback stack has unwound.
+  void retire(ClientConn* c);
+  // A server connection finished; freed the same way.
+  void retire(std::unique_ptr<ServerConn> s);
+
+  [[nodiscard]] std::size_t client_count() const { return clients_.size(); }
+  [[nodiscard]] bool shutting_down() const { return shutting_down_; }
+
+  // Stops accepting and ends the loop; `fast` closes every client at once.
+  void shutdown(bool fast);
+
+ private:
+  struct Listener;
+
+  static void on_signal(uv_signal_t* h, int signum) noexcept;
+  static void on_check(uv_check_t* h) noexcept;
+  static void on_janitor(uv_timer_t* h) noexcept;
+  void prepare_users();
+  bool listen_tcp();
+  bool listen_unix();
+  void accept_ready(Listener& l);
+  void free_retired();
+  void janitor();
+
+  config::Config config_;
+  uv_loop_t loop_{};
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unordered_map<std::string, UserAuth> users_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<PoolRuntime>> pools_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<ClientConn>> clients_;
+  std::unordered_map<std::int32_t, ClientConn*> by_cancel_pid_;
+  std::vector<std::unique_ptr<ClientConn>> retired_clients_;
+  std::vector<std::unique_ptr<ServerConn>> retired_servers_;
+  UvHandle<uv_check_t> check_;
+  UvHandle<uv_timer_t> janitor_;
+  std::vector<UvHandle<uv_signal_t>> signals_;
+  std::uint64_t next_client_id_ = 1;
+  std::int32_t next_cancel_pid_ = 1;
+  bool shutting_down_ = false;
+  std::chrono::steady_clock::time_point shutdown_deadline_{};
+  std::string unix_socket_path_;
+};
+
+}  // namespace pooler::daemon

@@ -1,0 +1,80 @@
+// The live side of one pool per (database, user): carries out the decisions of the pure pool::Pool —
+// opening, pinging, resetting and closing ServerConns — and hands connections to waiting clients.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "daemon/server_conn.h"
+#include "daemon/uv_handle.h"
+#include "pool/pool.h"
+
+namespace pooler::daemon {
+
+class ClientConn;
+class Daemon;
+
+class PoolRuntime final : public ServerConnOwner {
+ public:
+  PoolRuntime(Daemon& daemon, config::Database db, std::string user, ServerConnParams params);
+  PoolRuntime(const PoolRuntime&) = delete;
+  PoolRuntime& operator=(const PoolRuntime&) = delete;
+  ~PoolRuntime();
+
+  [[nodiscard]] const std::string& name() const { return name_; }
+  [[nodiscard]] const config::Database& database() const { return db_; }
+  [[nodiscard]] config::PoolMode mode() const { return db_.pool_mode; }
+  [[nodiscard]] const pool::Pool& pool() const { return pool_; }
+
+  // A client needs a server connection: answered later (or at once) with on_server_assigned or
+  // on_checkout_failed.
+  void request(ClientConn* c);
+  // The client went away while waiting.
+  void cancel_request(ClientConn* c);
+
+  // How the client left the connection it is giving back.
+  struct ReleaseInfo {
+    bool client_stream_clean = true;  // the client → server stream ended between messages
+    bool unsynced = false;            // extended-protocol messages were sent after the last Sync
+  };
+  // The client is done with `s` (end of transaction, end of session, or client gone). The pool resets it —
+  // draining a running query first when needed — or discards it when it cannot be trusted.
+  void release(ServerConn* s, ReleaseInfo info);
+
+  // ServerConnOwner
+  void on_server_connected(ServerConn* s) override;
+  void on_server_connect_failed(ServerConn* s, std::string error) override;
+  void on_server_lost(ServerConn* s, std::string reason) override;
+
+ private:
+  static void on_timer(uv_timer_t* t) noexcept;
+  void run(std::vector<pool::Action>& actions);
+  void carry_out(const pool::Action& a);
+  void arm_timer();
+  void reset_then_checkin(ServerConn* s, config::ResetOnReturn how);
+  void drop(std::uint64_t id);
+  ServerConn* find(std::uint64_t id);
+  static std::chrono::steady_clock::time_point now() { return std::chrono::steady_clock::now(); }
+
+  Daemon& daemon_;
+  config::Database db_;
+  std::string user_;
+  std::string name_;
+  ServerConnParams params_;
+  pool::Pool pool_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<ServerConn>> conns_;
+  std::unordered_map<std::uint64_t, ClientConn*> waiters_;  // WaiterId (client id) → client
+  UvHandle<uv_timer_t> timer_;
+  std::deque<pool::Action> pending_;  // decisions not yet carried out (events may nest)
+  bool in_run_ = false;
+};
+
+}  // namespace pooler::daemon

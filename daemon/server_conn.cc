@@ -1,0 +1,476 @@
+// ServerConn: libpq connect driven from the loop, then the raw relay and the pooler's own queries.
+#include "daemon/server_conn.h"
+
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+#include <array>
+#include <string>
+
+#include "daemon/client_conn.h"
+#include "daemon/scratch.h"
+#include "protocol/error_response.h"
+#include "protocol/writer.h"
+
+namespace pooler::daemon {
+
+namespace {
+
+// The GUC_REPORT parameters of PostgreSQL 15: the server sends these as ParameterStatus at login, and libpq
+// keeps them; we read them back because libpq consumed those messages during connect.
+constexpr std::array<const char*, 13> kReportedParams = {
+    "application_name",      "client_encoding",    "DateStyle",          "default_transaction_read_only",
+    "in_hot_standby",        "integer_datetimes",  "IntervalStyle",      "is_superuser",
+    "server_encoding",       "server_version",     "session_authorization", "standard_conforming_strings",
+    "TimeZone"};
+
+// Reads per readable event before yielding to other connections.
+constexpr int kMaxReadsPerEvent = 16;
+
+// Above this much unsent output on the client, stop reading from the server.
+constexpr std::size_t kClientHighWater = 256 * 1024;
+
+void set_param(std::vector<std::pair<std::string, std::string>>& params, std::string_view name, std::string_view value) {
+  for (auto& [k, v] : params) {
+    if (k == name) {
+      v.assign(value);
+      return;
+    }
+  }
+  params.emplace_back(std::string(name), std::string(value));
+}
+
+// Splits a ParameterStatus body (two C strings).
+bool split_param_status(std::string_view body, std::string_view& name, std::string_view& value) {
+  auto nul = body.find('\0');
+  if (nul == std::string_view::npos) return false;
+  name = body.substr(0, nul);
+  body.remove_prefix(nul + 1);
+  auto nul2 = body.find('\0');
+  if (nul2 == std::string_view::npos) return false;
+  value = body.substr(0, nul2);
+  return true;
+}
+
+struct CancelWork {
+  uv_work_t req{};
+  PGcancel* cancel = nullptr;
+  int pid = 0;
+  bool ok = false;
+  std::array<char, 256> err{};
+};
+
+}  // namespace
+
+// Interprets the server → client stream while linked: everything is forwarded, these are only observed.
+struct ServerConn::RelayHandler {
+  ServerConn& s;
+  bool rfq_seen = false;
+  protocol::ScanStep on_start(char) { return protocol::ScanStep::kContinue; }
+  bool want_body(char type) { return type == 'Z' || type == 'S' || type == 'E'; }
+  protocol::ScanStep on_end(char type, std::string_view body) {
+    switch (type) {
+      case 'Z':
+        s.tx_status_ = body.empty() ? 'I' : body[0];
+        if (s.outstanding_ > 0) --s.outstanding_;
+        s.copy_in_ = s.copy_out_ = false;
+        rfq_seen = true;
+        // Stop so the client can act on the boundary (transaction mode releases here).
+        return protocol::ScanStep::kStopAfter;
+      case 'S': {
+        std::string_view name, value;
+        if (split_param_status(body, name, value)) set_param(s.params_, name, value);
+        break;
+      }
+      case 'G':
+        s.copy_in_ = true;
+        break;
+      case 'H':
+        s.copy_out_ = true;
+        break;
+      case 'W':
+        s.copy_in_ = s.copy_out_ = true;
+        break;
+      case 'c':
+        s.copy_out_ = false;
+        break;
+      default:
+        break;
+    }
+    return protocol::ScanStep::kContinue;
+  }
+};
+
+// Interprets the server's answers to the pooler's own queries (and anything it says while idle).
+struct ServerConn::InternalHandler {
+  ServerConn& s;
+  bool fatal = false;
+  std::string fatal_message;
+  protocol::ScanStep on_start(char) { return protocol::ScanStep::kContinue; }
+  bool want_body(char type) { return type == 'Z' || type == 'S' || type == 'E'; }
+  protocol::ScanStep on_end(char type, std::string_view body) {
+    switch (type) {
+      case 'Z':
+        s.tx_status_ = body.empty() ? 'I' : body[0];
+        if (s.outstanding_ > 0) --s.outstanding_;
+        s.copy_in_ = s.copy_out_ = false;
+        if (s.state_ == State::kInternal && s.outstanding_ == 0) return protocol::ScanStep::kStopAfter;
+        break;
+      case 'S': {
+        std::string_view name, value;
+        if (split_param_status(body, name, value)) set_param(s.params_, name, value);
+        break;
+      }
+      case 'E': {
+        auto err = protocol::parse_error_response(body);
+        std::string sev = err ? err->severity : "ERROR";
+        if (sev == "FATAL" || sev == "PANIC") {
+          fatal = true;
+          fatal_message = err ? fmt::format("{} {}: {}", sev, err->sqlstate, err->message) : "FATAL";
+        }
+        if (s.state_ == State::kInternal && s.internal_result_.ok) {
+          s.internal_result_.ok = false;
+          if (err) {
+            s.internal_result_.sqlstate = err->sqlstate;
+            s.internal_result_.message = err->message;
+            s.internal_result_.severity = err->severity;
+          }
+        }
+        if (fatal) return protocol::ScanStep::kStopAfter;
+        break;
+      }
+      case 'G':
+        s.copy_in_ = true;
+        break;
+      case 'H':
+        s.copy_out_ = true;
+        break;
+      default:
+        break;
+    }
+    return protocol::ScanStep::kContinue;
+  }
+};
+
+ServerConn::ServerConn(uv_loop_t* loop, ServerConnOwner* owner, std::uint64_t id)
+    : created_at(std::chrono::steady_clock::now()), loop_(loop), owner_(owner), id_(id) {}
+
+ServerConn::~ServerConn() { close(); }
+
+const std::string* ServerConn::param(std::string_view name) const {
+  for (const auto& [k, v] : params_) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+const std::string* ServerConn::applied(std::string_view name) const {
+  for (const auto& [k, v] : applied_) {
+    if (k == name) return &v;
+  }
+  return nullptr;
+}
+
+void ServerConn::remember_applied(std::string_view name, std::string_view value) { set_param(applied_, name, value); }
+
+void ServerConn::connect(const ServerConnParams& params) {
+  std::vector<const char*> keys;
+  std::vector<const char*> values;
+  for (const auto& [k, v] : params.libpq) {
+    keys.push_back(k.c_str());
+    values.push_back(v.c_str());
+    if (k == "host") host_label_ = v;
+    if (k == "port") host_label_ += ":" + v;
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  scanner_.set_max_message_size(params.max_message_size);
+
+  pg_ = PQconnectStartParams(keys.data(), values.data(), 0);
+  if (pg_ == nullptr) {
+    connect_failed("out of memory starting a server connection");
+    return;
+  }
+  if (PQstatus(pg_) == CONNECTION_BAD) {
+    connect_failed(PQerrorMessage(pg_));
+    return;
+  }
+  connect_timer_ = UvHandle<uv_timer_t>::make();
+  uv_timer_init(loop_, connect_timer_.get());
+  connect_timer_->data = this;
+  auto timeout_ms = static_cast<std::uint64_t>(std::max(1.0, params.connect_timeout.count() * 1000.0));
+  uv_timer_start(
+      connect_timer_.get(),
+      [](uv_timer_t* t) noexcept {
+        if (auto* self = static_cast<ServerConn*>(t->data)) self->on_connect_timeout();
+      },
+      timeout_ms, 0);
+  // libpq: "If you have yet to call PQconnectPoll, behave as if it last returned PGRES_POLLING_WRITING."
+  int rc = sock_.open(loop_, PQsocket(pg_), /*owns_fd=*/false, this);
+  if (rc != 0) {
+    connect_failed(fmt::format("cannot poll server socket: {}", uv_strerror(rc)));
+    return;
+  }
+  sock_.set_reading(false);
+  sock_.set_write_interest(true);
+}
+
+void ServerConn::on_connect_timeout() {
+  if (state_ != State::kConnecting) return;
+  connect_failed("timeout expired while connecting to the server");
+}
+
+void ServerConn::poll_connect() {
+  PostgresPollingStatusType st = PQconnectPoll(pg_);
+  if (st == PGRES_POLLING_FAILED) {
+    connect_failed(PQerrorMessage(pg_));
+    return;
+  }
+  if (st == PGRES_POLLING_OK) {
+    finish_connect();
+    return;
+  }
+  // libpq may switch sockets (another host of a list, or a retry without TLS).
+  int fd = PQsocket(pg_);
+  if (fd != sock_.fd()) {
+    sock_.close();
+    int rc = sock_.open(loop_, fd, false, this);
+    if (rc != 0) {
+      connect_failed(fmt::format("cannot poll server socket: {}", uv_strerror(rc)));
+      return;
+    }
+  }
+  bool want_read = st == PGRES_POLLING_READING;
+  sock_.set_reading(want_read);
+  sock_.set_write_interest(!want_read);
+}
+
+void ServerConn::finish_connect() {
+  connect_timer_.reset();
+  sock_.set_write_interest(false);
+  if (PQsslInUse(pg_) != 0) {
+    sock_.set_ssl(static_cast<SSL*>(PQsslStruct(pg_, "OpenSSL")));
+  }
+  backend_pid_ = PQbackendPID(pg_);
+  for (const char* name : kReportedParams) {
+    if (const char* v = PQparameterStatus(pg_, name)) params_.emplace_back(name, v);
+  }
+  const char* host = PQhost(pg_);
+  const char* port = PQport(pg_);
+  if (host != nullptr) host_label_ = fmt::format("{}:{}", host, port != nullptr ? port : "");
+  tx_status_ = 'I';
+  state_ = State::kIdle;
+  sock_.set_reading(true);
+  owner_->on_server_connected(this);
+}
+
+void ServerConn::connect_failed(std::string error) {
+  while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
+  close();
+  owner_->on_server_connect_failed(this, std::move(error));
+}
+
+bool ServerConn::is_clean() const {
+  return state_ != State::kClosed && state_ != State::kConnecting && scanner_.at_boundary() && outstanding_ == 0 &&
+         !copy_in_ && !copy_out_;
+}
+
+void ServerConn::link(ClientConn* client) {
+  client_ = client;
+  state_ = State::kLinked;
+  paused_ = false;
+  sock_.set_reading(true);
+}
+
+void ServerConn::unlink() {
+  client_ = nullptr;
+  drain_waiter_ = nullptr;
+  if (state_ == State::kLinked) state_ = State::kIdle;
+  paused_ = false;
+  if (sock_.is_open()) sock_.set_reading(true);
+}
+
+bool ServerConn::send_from_client(std::string_view bytes, int new_requests) {
+  outstanding_ += new_requests;
+  if (!sock_.send(bytes)) {
+    lost("write to server failed");
+    return false;
+  }
+  return true;
+}
+
+void ServerConn::pause_reading(bool paused) {
+  paused_ = paused;
+  if (sock_.is_open()) sock_.set_reading(!paused);
+}
+
+void ServerConn::start_internal(InternalDone done) {
+  internal_done_ = std::move(done);
+  internal_result_ = InternalResult{};
+  state_ = State::kInternal;
+  sock_.set_reading(true);
+}
+
+void ServerConn::run_internal(const std::vector<std::string>& sql_batch, InternalDone done) {
+  std::string out;
+  for (const auto& sql : sql_batch) protocol::write_query(out, sql);
+  drain_internal(out, static_cast<int>(sql_batch.size()), std::move(done));
+}
+
+void ServerConn::drain_internal(std::string_view raw, int requests, InternalDone done) {
+  start_internal(std::move(done));
+  outstanding_ += requests;
+  if (!raw.empty() && !sock_.send(raw)) {
+    lost("write to server failed");
+    return;
+  }
+  if (outstanding_ == 0) finish_internal();
+}
+
+void ServerConn::finish_internal() {
+  state_ = State::kIdle;
+  InternalDone done = std::move(internal_done_);
+  internal_done_ = nullptr;
+  if (done) done(this, internal_result_);
+}
+
+void ServerConn::cancel_running_query() {
+  if (pg_ == nullptr || state_ == State::kClosed) return;
+  auto* work = new CancelWork{};
+  work->cancel = PQgetCancel(pg_);
+  work->pid = backend_pid_;
+  if (work->cancel == nullptr) {
+    delete work;
+    return;
+  }
+  work->req.data = work;
+  // PQcancel opens a new connection and blocks, so it runs on the thread pool; it owns its PGcancel.
+  int rc = uv_queue_work(
+      loop_, &work->req,
+      [](uv_work_t* req) noexcept {
+        auto* w = static_cast<CancelWork*>(req->data);
+        w->ok = PQcancel(w->cancel, w->err.data(), static_cast<int>(w->err.size())) == 1;
+      },
+      [](uv_work_t* req, int) noexcept {
+        auto* w = static_cast<CancelWork*>(req->data);
+        if (!w->ok) spdlog::warn("event=cancel_failed server_pid={} error=\"{}\"", w->pid, w->err.data());
+        PQfreeCancel(w->cancel);
+        delete w;
+      });
+  if (rc != 0) {
+    PQfreeCancel(work->cancel);
+    delete work;
+  }
+}
+
+void ServerConn::close() {
+  if (state_ == State::kClosed && pg_ == nullptr) return;
+  bool clean = is_clean();
+  connect_timer_.reset();
+  int fd = sock_.fd();
+  sock_.close();
+  if (pg_ != nullptr) {
+    // PQfinish sends Terminate; mid-message that would corrupt the stream, so cut the socket first.
+    if (!clean && fd >= 0) ::shutdown(fd, SHUT_RDWR);
+    PQfinish(pg_);
+    pg_ = nullptr;
+  }
+  state_ = State::kClosed;
+  client_ = nullptr;
+  drain_waiter_ = nullptr;
+}
+
+void ServerConn::lost(std::string reason) {
+  if (state_ == State::kClosed) return;
+  State was = state_;
+  ClientConn* client = client_;
+  InternalDone done = std::move(internal_done_);
+  internal_done_ = nullptr;
+  close();
+  if (was == State::kLinked && client != nullptr) client->on_server_lost(reason);
+  if (was == State::kInternal && done) {
+    InternalResult r{false, "08006", reason, "FATAL"};
+    done(this, r);
+  }
+  owner_->on_server_lost(this, std::move(reason));
+}
+
+void ServerConn::on_readable() {
+  if (state_ == State::kConnecting) {
+    poll_connect();
+    return;
+  }
+  char* buf = scratch_buffer();
+  for (int i = 0; i < kMaxReadsPerEvent && state_ != State::kClosed && !paused_; ++i) {
+    IoResult r = sock_.read(buf, kScratchSize);
+    if (r.status == IoStatus::kWouldBlock) return;
+    if (r.status == IoStatus::kEof) {
+      lost("server closed the connection unexpectedly");
+      return;
+    }
+    if (r.status == IoStatus::kError) {
+      lost(fmt::format("read from server failed: {}", std::strerror(r.err)));
+      return;
+    }
+    process(std::string_view(buf, r.n));
+    if (r.n < kScratchSize && !sock_.has_buffered_input()) return;
+  }
+}
+
+void ServerConn::process(std::string_view data) {
+  while (!data.empty() && state_ != State::kClosed) {
+    if (state_ == State::kLinked) {
+      RelayHandler h{*this};
+      auto res = scanner_.scan(data, h);
+      if (!res) {
+        lost(fmt::format("protocol error from server: {}", res.error().message));
+        return;
+      }
+      ClientConn* client = client_;
+      std::string_view chunk = data.substr(0, res->consumed);
+      data.remove_prefix(res->consumed);
+      if (client == nullptr) continue;
+      std::size_t backlog = client->deliver(chunk);
+      if (state_ != State::kLinked || client_ != client) continue;
+      if (backlog > kClientHighWater) pause_reading(true);
+      // Already-read bytes are always processed in full; pausing only stops further reads.
+      if (h.rfq_seen) client->on_server_ready(tx_status_);
+    } else if (state_ == State::kConnecting) {
+      return;
+    } else {
+      InternalHandler h{*this, false, {}};
+      auto res = scanner_.scan(data, h);
+      if (!res) {
+        lost(fmt::format("protocol error from server: {}", res.error().message));
+        return;
+      }
+      data.remove_prefix(res->consumed);
+      if (h.fatal) {
+        lost(h.fatal_message);
+        return;
+      }
+      if (state_ == State::kInternal && outstanding_ == 0) finish_internal();
+    }
+  }
+}
+
+void ServerConn::on_drained() {
+  if (state_ == State::kConnecting) {
+    poll_connect();
+    return;
+  }
+  if (ClientConn* c = std::exchange(drain_waiter_, nullptr); c != nullptr && c == client_) c->on_server_drained();
+}
+
+void ServerConn::on_socket_error(int uv_error) {
+  if (state_ == State::kConnecting) {
+    poll_connect();
+    return;
+  }
+  lost(fmt::format("server socket error: {}", uv_strerror(uv_error)));
+}
+
+}  // namespace pooler::daemon

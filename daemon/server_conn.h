@@ -1,0 +1,160 @@
+// One connection to a PostgreSQL server: opened with libpq's non-blocking connect, then used as a raw
+// v3 byte stream — relayed to a linked client, or driven by the pooler itself for reset, ping and SET.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "daemon/socket.h"
+#include "daemon/uv_handle.h"
+#include "protocol/stream_scanner.h"
+
+namespace pooler::daemon {
+
+class ClientConn;
+class ServerConn;
+
+// Told about a server connection's life; implemented by the pool runtime that owns the connection.
+class ServerConnOwner {
+ public:
+  virtual void on_server_connected(ServerConn* s) = 0;
+  virtual void on_server_connect_failed(ServerConn* s, std::string error) = 0;
+  // The connection broke (EOF, I/O error, FATAL from the server) while idle, linked or busy. The owner
+  // must drop it; if a client was linked it has already been told.
+  virtual void on_server_lost(ServerConn* s, std::string reason) = 0;
+
+ protected:
+  ~ServerConnOwner() = default;
+};
+
+// Result of a batch of queries the pooler ran itself.
+struct InternalResult {
+  bool ok = true;
+  std::string sqlstate;  // of the first ErrorResponse, if any
+  std::string message;
+  std::string severity;
+};
+
+struct ServerConnParams {
+  std::vector<std::pair<std::string, std::string>> libpq;  // keyword/value pairs for PQconnectStartParams
+  std::chrono::duration<double> connect_timeout{5.0};
+  std::size_t max_message_size = SIZE_MAX;
+};
+
+class ServerConn final : public SocketOwner {
+ public:
+  enum class State {
+    kConnecting,  // libpq is connecting and authenticating; left for kIdle or closed
+    kIdle,        // owned by its pool, no client; reading only to notice a server-side close
+    kLinked,      // relaying for client_
+    kInternal,    // running the pooler's own queries (reset, ping, SET); left when the last RFQ arrives
+    kClosed,      // finished; the owner deletes it
+  };
+
+  using InternalDone = std::function<void(ServerConn*, const InternalResult&)>;
+
+  ServerConn(uv_loop_t* loop, ServerConnOwner* owner, std::uint64_t id);
+  ServerConn(const ServerConn&) = delete;
+  ServerConn& operator=(const ServerConn&) = delete;
+  ~ServerConn();
+
+  // Starts connecting. Failure (immediate or later) is reported through on_server_connect_failed.
+  void connect(const ServerConnParams& params);
+
+  [[nodiscard]] std::uint64_t id() const { return id_; }
+  [[nodiscard]] State state() const { return state_; }
+  [[nodiscard]] int backend_pid() const { return backend_pid_; }
+  [[nodiscard]] char tx_status() const { return tx_status_; }
+  [[nodiscard]] int outstanding() const { return outstanding_; }
+  [[nodiscard]] bool in_copy() const { return copy_in_ || copy_out_; }
+  [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& params() const { return params_; }
+  [[nodiscard]] const std::string* param(std::string_view name) const;
+  // Values the pooler SET that the server does not report (search_path, ...); cleared by a DISCARD ALL reset.
+  [[nodiscard]] const std::string* applied(std::string_view name) const;
+  void remember_applied(std::string_view name, std::string_view value);
+  void forget_applied() { applied_.clear(); }
+  // Unsent bytes towards the server; with notify_drained_to the client hears when they are gone.
+  [[nodiscard]] std::size_t backlog() const { return sock_.pending(); }
+  void notify_drained_to(ClientConn* c) { drain_waiter_ = c; }
+  [[nodiscard]] const std::string& host_label() const { return host_label_; }
+  [[nodiscard]] ClientConn* client() const { return client_; }
+
+  // True when the byte stream towards the server is between messages and every request got its answer:
+  // the connection can be reset and reused.
+  [[nodiscard]] bool is_clean() const;
+
+  // Links a client: everything the server sends is forwarded to it.
+  void link(ClientConn* client);
+  // Cuts the link; the server connection goes back to kIdle (the pool decides what happens next).
+  void unlink();
+
+  // Sends client bytes to the server, counting the requests that will each end with ReadyForQuery.
+  // Returns false when the socket failed (the connection is then lost).
+  bool send_from_client(std::string_view bytes, int new_requests);
+  // Backpressure from the client side.
+  void pause_reading(bool paused);
+
+  // Runs `sql_batch` (each a separate Query message) and swallows the responses; `done` runs after the
+  // last ReadyForQuery (or with ok=false on error or when the connection is lost).
+  void run_internal(const std::vector<std::string>& sql_batch, InternalDone done);
+  // Sends raw bytes (e.g. a Sync or CopyFail) expecting `requests` ReadyForQuery, then behaves like run_internal.
+  void drain_internal(std::string_view raw, int requests, InternalDone done);
+
+  // Forwards a cancel for whatever this connection is running (asynchronously, on the libuv thread pool).
+  void cancel_running_query();
+
+  // Closes the connection (sending Terminate when the stream is clean). Idempotent.
+  void close();
+
+  // Time bookkeeping for the pool and the janitor.
+  std::chrono::steady_clock::time_point created_at;
+
+  // SocketOwner
+  void on_readable() override;
+  void on_drained() override;
+  void on_socket_error(int uv_error) override;
+
+ private:
+  struct RelayHandler;
+  struct InternalHandler;
+
+  void poll_connect();
+  void connect_failed(std::string error);
+  void finish_connect();
+  void process(std::string_view data);
+  void lost(std::string reason);
+  void on_connect_timeout();
+  void start_internal(InternalDone done);
+  void finish_internal();
+
+  uv_loop_t* loop_;
+  ServerConnOwner* owner_;
+  std::uint64_t id_;
+  State state_ = State::kConnecting;
+  PGconn* pg_ = nullptr;
+  Socket sock_;
+  UvHandle<uv_timer_t> connect_timer_;
+  protocol::StreamScanner scanner_;
+  ClientConn* client_ = nullptr;
+  int backend_pid_ = 0;
+  char tx_status_ = 'I';
+  int outstanding_ = 0;  // requests (Query, Sync, FunctionCall) sent whose ReadyForQuery has not arrived
+  bool copy_in_ = false;
+  bool copy_out_ = false;
+  bool paused_ = false;
+  std::vector<std::pair<std::string, std::string>> params_;  // the server's current ParameterStatus values
+  std::vector<std::pair<std::string, std::string>> applied_;
+  ClientConn* drain_waiter_ = nullptr;
+  std::string host_label_;
+  InternalDone internal_done_;
+  InternalResult internal_result_;
+};
+
+}  // namespace pooler::daemon
