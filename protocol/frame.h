@@ -21,7 +21,8 @@ struct Frame {
 
 // Decodes one message from the front of `in`; nullopt means `in` does not hold a whole message yet.
 // Errors come from the 5-byte header alone, before the body arrives, so a peer cannot make us buffer a
-// huge body: 08P01 for a length below 4; 54000 when the body (length - 4) exceeds max_message_size.
+// huge body: 08P01 for a length below 4; 54000 when the body (length - 4) exceeds max_message_size, with
+// the message "message of type 'Q' with length <body bytes> exceeds max_message_size <max>".
 [[nodiscard]] std::expected<std::optional<Frame>, Error> decode_frame(std::string_view in,
                                                                       std::size_t max_message_size);
 

@@ -1,6 +1,7 @@
 // SCRAM-SHA-256: secrets (PBKDF2, HMAC and SHA-256 from OpenSSL) and the server's half of the exchange.
 #include "protocol/scram.h"
 
+#include <fmt/format.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -10,8 +11,8 @@
 #include <cassert>
 #include <charconv>
 #include <cstdlib>
-#include <fmt/format.h>
 #include <optional>
+#include <utility>
 
 #include "protocol/base64.h"
 
