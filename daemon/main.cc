@@ -20,7 +20,7 @@ void print_help(std::FILE* out) {
                "pooler %s - PostgreSQL connection pooler\n"
                "\n"
                "Usage:\n"
-               "  pooler [-c FILE]              run in the foreground, logging to stderr\n"
+               "  pooler [-c] FILE              run in the foreground, logging to stderr\n"
                "  pooler --check-config [FILE]  validate the config and exit (0 = valid)\n"
                "  pooler --version              print the version\n"
                "  pooler --help                 this text\n"
@@ -70,8 +70,12 @@ int main(int argc, char** argv) {
       if (i + 1 < argc && argv[i + 1][0] != '-') config_path = argv[++i];
       continue;
     }
-    std::fprintf(stderr, "pooler: unknown argument '%s' (see pooler --help)\n", argv[i]);
-    return EX_USAGE;
+    if (a.empty() || a[0] == '-') {
+      std::fprintf(stderr, "pooler: unknown argument '%s' (see pooler --help)\n", argv[i]);
+      return EX_USAGE;
+    }
+    // A bare file name, as PgBouncer takes it: pooler pooler.toml
+    config_path = argv[i];
   }
 
   auto cfg = pooler::config::load_file(config_path);
