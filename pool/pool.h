@@ -84,7 +84,9 @@ class Pool {
   // when next touched. Connections still opening count as new.
   void invalidate(TimePoint now, std::vector<Action>& out);
   // Fails waiters whose deadline has come, closes idle connections past pool_recycle or idle_timeout,
-  // refills to min_pool_size. Call it at next_deadline().
+  // refills to min_pool_size. Call it at next_deadline(). Only tick() fails waiters: an event that frees a
+  // connection serves the oldest waiter even if its deadline passed and tick() has not run yet, so for a
+  // return and a deadline at the same instant the outcome follows the order the owner delivers them in.
   void tick(TimePoint now, std::vector<Action>& out);
   // When tick() next has something to do; nullopt = nothing until another event. After tick(t) it is
   // always later than t.
