@@ -479,11 +479,35 @@ void ClientConn::auth_ok() {
     fatal("08006", error);
     return;
   }
-  std::string out;
-  protocol::write_authentication_ok(out);
-  send_and_flush(out);
-  if (state_ == State::kClosed) return;
+  std::string msgs;
+  protocol::write_authentication_ok(msgs);
   daemon_.register_cancel_key(this, cancel_pid_, cancel_key_);
+  if (pool_->mode() == config::PoolMode::kTransaction && !pool_->login_params().empty()) {
+    // Transaction mode: the pool already knows what its servers report; no server connection is needed
+    // until the first query, when the client's own parameters are applied. One write for the whole login.
+    for (const auto& [k, v] : pool_->login_params()) {
+      const std::string* mine = nullptr;
+      for (const auto& [ck, cv] : params_) {
+        if (iequals(ck, k)) mine = &cv;
+      }
+      protocol::write_parameter_status(msgs, k, mine != nullptr ? *mine : v);
+    }
+    protocol::write_backend_key_data(msgs, cancel_pid_, cancel_key_);
+    protocol::write_ready_for_query(msgs, 'I');
+    send_and_flush(msgs);
+    if (state_ == State::kClosed) return;
+    state_ = State::kReady;
+    spdlog::info("event=login client={} peer={} user={} database={} pool_mode=transaction", id_, peer_, user_,
+                 database_);
+    if (!in_.empty()) {
+      std::string held;
+      held.swap(in_);
+      need_server(held);
+    }
+    return;
+  }
+  send_and_flush(msgs);
+  if (state_ == State::kClosed) return;
   // The login needs one server connection: its ParameterStatus values are what the client is told.
   state_ = State::kLoginWait;
   sock_.set_reading(false);

@@ -255,6 +255,7 @@ void PoolRuntime::on_timer(uv_timer_t* t) noexcept {
 void PoolRuntime::on_server_connected(ServerConn* s) {
   spdlog::debug("event=server_connected pool={} server={} host={} backend_pid={}", name_, s->id(), s->host_label(),
                 s->backend_pid());
+  if (login_params_.empty()) login_params_ = s->params();
   std::vector<pool::Action> actions;
   pool_.opened(s->id(), now(), actions);
   run(actions);

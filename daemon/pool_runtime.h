@@ -33,6 +33,9 @@ class PoolRuntime final : public ServerConnOwner {
   [[nodiscard]] const config::Database& database() const { return db_; }
   [[nodiscard]] config::PoolMode mode() const { return db_.pool_mode; }
   [[nodiscard]] const pool::Pool& pool() const { return pool_; }
+  // ParameterStatus values of the first server connection this pool opened: what a transaction-mode client
+  // is told at login without taking a server connection. Empty until one has connected.
+  [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& login_params() const { return login_params_; }
 
   // A client needs a server connection: answered later (or at once) with on_server_assigned or
   // on_checkout_failed.
@@ -75,6 +78,7 @@ class PoolRuntime final : public ServerConnOwner {
   UvHandle<uv_timer_t> timer_;
   std::deque<pool::Action> pending_;  // decisions not yet carried out (events may nest)
   bool in_run_ = false;
+  std::vector<std::pair<std::string, std::string>> login_params_;
 };
 
 }  // namespace pooler::daemon
