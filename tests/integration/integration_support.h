@@ -1,0 +1,58 @@
+// Shared pieces of the integration suites: a per-suite cluster + daemon holder, the "still serving" check
+// every bad-input test ends with, and log dumps when a test fails.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/harness/app_fixture.h"
+#include "tests/harness/daemon_process.h"
+#include "tests/harness/libpq_util.h"
+#include "tests/harness/pg_cluster.h"
+#include "tests/harness/raw_client.h"
+
+namespace pooler::test {
+
+// One PostgreSQL cluster and one daemon in front of it, made in SetUpTestSuite and dropped in
+// TearDownTestSuite (ctest runs each test in its own process, so this is one stack per test there, and one
+// per suite when the binary runs whole).
+struct Stack {
+  std::unique_ptr<PgCluster> cluster;
+  std::unique_ptr<DaemonProcess> daemon;
+
+  // Starts a cluster with role app/secret and database app, then a daemon with app_pooler_config(cluster)
+  // changed by `adjust`.
+  template <typename Adjust>
+  void start(Adjust adjust, HostAuth server_auth = HostAuth::scram_sha_256) {
+    cluster = std::make_unique<PgCluster>(app_cluster_options(server_auth));
+    PoolerConfig config = app_pooler_config(*cluster);
+    adjust(config);
+    daemon = std::make_unique<DaemonProcess>(config);
+  }
+  void start() {
+    start([](PoolerConfig&) {});
+  }
+  void reset() {
+    daemon.reset();
+    cluster.reset();
+  }
+  std::string conninfo(const std::string& extra = "") const {
+    return pooler_conninfo(*daemon, kAppUser, kAppPassword, kAppDatabase, extra);
+  }
+};
+
+// Prints the daemon's and the server's log tails when the current test has failed.
+void dump_logs_on_failure(const Stack& stack);
+
+// The daemon process is alive and a fresh libpq client runs SELECT 1 through it.
+::testing::AssertionResult daemon_serves(const Stack& stack);
+
+// Reads until the server closes the connection. Every message before the close must be an ErrorResponse;
+// when `sqlstate` is given there must be one and the first must carry it.
+::testing::AssertionResult rejected_and_closed(RawClient& client, const std::string& sqlstate = "",
+                                               bool error_required = false);
+
+}  // namespace pooler::test
