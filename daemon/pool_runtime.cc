@@ -275,7 +275,7 @@ void PoolRuntime::on_server_lost(ServerConn* s, std::string reason) {
   if (conns_.find(id) == conns_.end()) return;  // already closed on the pool's own decision
   spdlog::info("event=server_lost pool={} server={} reason=\"{}\"", name_, id, reason);
   std::vector<pool::Action> actions;
-  pool_.discard(id, now(), actions);  // TODO(pool): lost() for idle connections
+  pool_.lost(id, now(), actions);
   drop(id);
   run(actions);
 }

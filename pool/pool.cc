@@ -188,6 +188,30 @@ void Pool::discard(ConnId id, TimePoint now, std::vector<Action>& out) {
   serve_waiters(now, out);
 }
 
+void Pool::lost(ConnId id, TimePoint now, std::vector<Action>& out) {
+  auto it = conns_.find(id);
+  if (it == conns_.end()) return;
+  Conn& c = it->second;
+  switch (c.state) {
+    case State::kOpening:
+      open_failed(id, now, "server connection lost while opening", out);
+      return;
+    case State::kPinging:
+      ping_failed(id, now, out);
+      return;
+    case State::kResetting:
+      reset_done(id, false, now, out);
+      return;
+    case State::kActive:
+      discard(id, now, out);
+      return;
+    case State::kIdle:
+      close(c, CloseReason::kError, out);
+      serve_waiters(now, out);
+      return;
+  }
+}
+
 void Pool::opened(ConnId id, TimePoint now, std::vector<Action>& out) {
   Conn* c = find(id, State::kOpening);
   if (c == nullptr) return;

@@ -71,6 +71,11 @@ class Pool {
   // A checked-out connection is broken: closed without reset; its slot may open one for a waiter.
   void discard(ConnId conn, TimePoint now, std::vector<Action>& out);
 
+  // The owner saw `conn` die on its own (server closed it, I/O error) in whatever state the pool has it:
+  // it is forgotten as if closed (a CloseConn is still emitted so every close goes through one path), and
+  // whatever was waiting on it carries on: a pinging waiter is re-queued, an opening one counts as failed.
+  void lost(ConnId conn, TimePoint now, std::vector<Action>& out);
+
   // Outcomes of the owner's work.
   void opened(ConnId conn, TimePoint now, std::vector<Action>& out);
   void open_failed(ConnId conn, TimePoint now, std::string_view error, std::vector<Action>& out);

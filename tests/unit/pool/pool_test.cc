@@ -106,6 +106,46 @@ TEST_F(PoolReturn, DiscardClosesWithoutResetAndOpensForWaiter) {
   EXPECT_EQ(one_of<AssignConn>(opened(one_of<OpenConn>(a).conn)).waiter, 2u);
 }
 
+// An idle connection the server closed is forgotten, and a waiter's slot opens a new one.
+TEST_F(PoolReturn, LostWhileIdleIsForgotten) {
+  make(sized(1, 0));
+  const ConnId c = open_for(1);
+  give_back(c);
+  EXPECT_EQ(pool().stats().idle, 1);
+  const Actions a = lost(c);
+  EXPECT_EQ(one_of<CloseConn>(a).reason, CloseReason::kError);
+  EXPECT_EQ(pool().stats().total, 0);
+  // The next checkout opens afresh instead of getting the dead one.
+  EXPECT_EQ(one_of<AssignConn>(opened(one_of<OpenConn>(checkout(2)).conn)).waiter, 2u);
+}
+
+// A connection lost while checked out, pinging or resetting goes the way discard, ping failure and reset
+// failure go; an unknown id is ignored.
+TEST_F(PoolReturn, LostInOtherStatesFollowsTheMatchingEvent) {
+  Options o = sized(2, 0);
+  o.pre_ping = true;
+  o.pre_ping_after = 1s;
+  make(o);
+  const ConnId c1 = open_for(1);
+  const ConnId c2 = open_for(2);
+  // Checked out: like discard.
+  EXPECT_EQ(one_of<CloseConn>(lost(c1)).reason, CloseReason::kError);
+  // Resetting: like a failed reset.
+  const Actions r = checkin(c2);
+  ASSERT_EQ(all_of<ResetConn>(r).size(), 1u) << describe(r);
+  EXPECT_EQ(one_of<CloseConn>(lost(c2)).reason, CloseReason::kResetFailed);
+  EXPECT_EQ(pool().stats().total, 0);
+  EXPECT_TRUE(lost(c2).empty());
+  // Pinging: like a failed ping; the waiter is served by a fresh connection.
+  const ConnId c3 = open_for(3);
+  give_back(c3);
+  clock_.advance(2s);
+  const ConnId pinged = one_of<PingConn>(checkout(4)).conn;
+  const Actions p = lost(pinged);
+  EXPECT_EQ(one_of<CloseConn>(p).reason, CloseReason::kPingFailed);
+  EXPECT_EQ(one_of<AssignConn>(opened(one_of<OpenConn>(p).conn)).waiter, 4u);
+}
+
 // Overflow connections are closed on return once pool_size are idle, without a pointless reset.
 TEST_F(PoolReturn, OverflowClosedWhenPoolSizeIdle) {
   make(sized(2, 1));
