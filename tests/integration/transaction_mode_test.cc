@@ -249,7 +249,9 @@ TEST_F(IntegrationTransactionMode, PipelinedExtendedProtocol) {
     std::string v = std::to_string(i);
     const char* params[] = {v.c_str()};
     ASSERT_EQ(PQsendQueryParams(conn.get(), "SELECT $1::int * 2", 1, nullptr, params, nullptr, nullptr, 0), 1);
-    if (i % 5 == 4) ASSERT_EQ(PQpipelineSync(conn.get()), 1);
+    if (i % 5 == 4) {
+      ASSERT_EQ(PQpipelineSync(conn.get()), 1);
+    }
   }
   ASSERT_EQ(PQflush(conn.get()), 0);
   int got = 0;
