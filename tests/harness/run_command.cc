@@ -4,7 +4,9 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <algorithm>
 #include <fcntl.h>
+#include <filesystem>
 #include <mutex>
 #include <poll.h>
 #include <stdexcept>
@@ -23,16 +25,14 @@ using Clock = std::chrono::steady_clock;
 std::string resolve_program(const std::string& name) {
   if (name.find('/') != std::string::npos) return name;
   const char* path = std::getenv("PATH");
-  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
-  std::size_t start = 0;
-  while (start <= dirs.size()) {
-    std::size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::string dir = dirs.substr(start, end - start);
-    if (dir.empty()) dir = ".";
-    std::string candidate = dir + "/" + name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-    start = end + 1;
+  std::string_view dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (;;) {
+    std::size_t end = std::min(dirs.find(':'), dirs.size());
+    std::string_view dir = dirs.substr(0, end);
+    std::filesystem::path candidate = std::filesystem::path(dir.empty() ? std::string_view(".") : dir) / name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+    if (end == dirs.size()) break;
+    dirs.remove_prefix(end + 1);
   }
   throw std::runtime_error(fmt::format("run_command: {} not found in PATH", name));
 }
