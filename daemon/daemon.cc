@@ -130,10 +130,18 @@ PoolRuntime* Daemon::pool_for(const config::Database& db, const std::string& use
   p.libpq.emplace_back("fallback_application_name", db.application_name.empty() ? "pooler" : db.application_name);
   static constexpr const char* kTsa[] = {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"};
   p.libpq.emplace_back("target_session_attrs", kTsa[static_cast<int>(db.target_session_attrs)]);
+  // TCP keepalive finds a server that vanished without a FIN (network partition, host crash) even on
+  // connections nobody uses; a FIN or RST is seen at once because idle connections are always read.
+  int idle_s = std::max(1, static_cast<int>(config_.pooler.health_check_period.count()));
+  p.libpq.emplace_back("keepalives", "1");
+  p.libpq.emplace_back("keepalives_idle", std::to_string(idle_s));
+  p.libpq.emplace_back("keepalives_interval", std::to_string(std::max(1, idle_s / 3)));
+  p.libpq.emplace_back("keepalives_count", "3");
   p.connect_timeout = db.connect_timeout;
+  p.internal_timeout = db.pre_ping_timeout;
   p.max_message_size = SIZE_MAX;
   (void)error;
-  auto pool = std::make_unique<PoolRuntime>(*this, db, user, std::move(p));
+  auto pool = std::make_unique<PoolRuntime>(*this, db, user, std::move(p), config_.pooler.health_check_period);
   PoolRuntime* raw = pool.get();
   pools_.emplace(key, std::move(pool));
   spdlog::info("event=pool_created pool={}/{} mode={} pool_size={} max_overflow={}", db.name, user,

@@ -44,16 +44,23 @@ pool::Options pool_options(const config::Database& db) {
 
 }  // namespace
 
-PoolRuntime::PoolRuntime(Daemon& daemon, config::Database db, std::string user, ServerConnParams params)
+PoolRuntime::PoolRuntime(Daemon& daemon, config::Database db, std::string user, ServerConnParams params,
+                         config::Seconds health_check_period)
     : daemon_(daemon),
       db_(std::move(db)),
       user_(std::move(user)),
       name_(fmt::format("{}/{}", db_.name, user_)),
       params_(std::move(params)),
+      health_check_period_(health_check_period),
       pool_(name_, pool_options(db_)) {
   timer_ = UvHandle<uv_timer_t>::make();
   uv_timer_init(daemon_.loop(), timer_.get());
   timer_->data = this;
+  health_timer_ = UvHandle<uv_timer_t>::make();
+  uv_timer_init(daemon_.loop(), health_timer_.get());
+  health_timer_->data = this;
+  auto period_ms = static_cast<std::uint64_t>(std::max(100.0, health_check_period_.count() * 1000.0));
+  uv_timer_start(health_timer_.get(), &PoolRuntime::on_health_timer, period_ms, period_ms);
   // Fill up to min_pool_size right away.
   std::vector<pool::Action> actions;
   pool_.tick(now(), actions);
@@ -117,7 +124,7 @@ void PoolRuntime::release(ServerConn* s, ReleaseInfo info) {
       pool_.discard(srv->id(), now(), acts);
     }
     run(acts);
-  });
+  }, /*long_wait=*/true);
 }
 
 void PoolRuntime::run(std::vector<pool::Action>& actions) {
@@ -252,6 +259,15 @@ void PoolRuntime::on_timer(uv_timer_t* t) noexcept {
   self->run(actions);
 }
 
+void PoolRuntime::on_health_timer(uv_timer_t* t) noexcept {
+  auto* self = static_cast<PoolRuntime*>(t->data);
+  if (self == nullptr) return;
+  std::vector<pool::Action> actions;
+  self->pool_.check_idle(std::chrono::duration_cast<pool::Duration>(self->health_check_period_), now(), actions);
+  if (!actions.empty()) spdlog::debug("event=idle_check pool={} connections={}", self->name_, actions.size());
+  self->run(actions);
+}
+
 void PoolRuntime::on_server_connected(ServerConn* s) {
   spdlog::debug("event=server_connected pool={} server={} host={} backend_pid={}", name_, s->id(), s->host_label(),
                 s->backend_pid());
@@ -276,6 +292,11 @@ void PoolRuntime::on_server_lost(ServerConn* s, std::string reason) {
   spdlog::info("event=server_lost pool={} server={} reason=\"{}\"", name_, id, reason);
   std::vector<pool::Action> actions;
   pool_.lost(id, now(), actions);
+  if (s->shutdown_seen()) {
+    // The server restarted or is shutting down: every connection opened before now is suspect.
+    spdlog::warn("event=pool_invalidated pool={} reason=\"server shutdown\"", name_);
+    pool_.invalidate(now(), actions);
+  }
   drop(id);
   run(actions);
 }

@@ -24,7 +24,8 @@ class Daemon;
 
 class PoolRuntime final : public ServerConnOwner {
  public:
-  PoolRuntime(Daemon& daemon, config::Database db, std::string user, ServerConnParams params);
+  PoolRuntime(Daemon& daemon, config::Database db, std::string user, ServerConnParams params,
+              config::Seconds health_check_period);
   PoolRuntime(const PoolRuntime&) = delete;
   PoolRuntime& operator=(const PoolRuntime&) = delete;
   ~PoolRuntime();
@@ -59,6 +60,7 @@ class PoolRuntime final : public ServerConnOwner {
 
  private:
   static void on_timer(uv_timer_t* t) noexcept;
+  static void on_health_timer(uv_timer_t* t) noexcept;
   void run(std::vector<pool::Action>& actions);
   void carry_out(const pool::Action& a);
   void arm_timer();
@@ -72,10 +74,12 @@ class PoolRuntime final : public ServerConnOwner {
   std::string user_;
   std::string name_;
   ServerConnParams params_;
+  config::Seconds health_check_period_;
   pool::Pool pool_;
   std::unordered_map<std::uint64_t, std::unique_ptr<ServerConn>> conns_;
   std::unordered_map<std::uint64_t, ClientConn*> waiters_;  // WaiterId (client id) → client
   UvHandle<uv_timer_t> timer_;
+  UvHandle<uv_timer_t> health_timer_;  // every health_check_period: ping connections idle that long
   std::deque<pool::Action> pending_;  // decisions not yet carried out (events may nest)
   bool in_run_ = false;
   std::vector<std::pair<std::string, std::string>> login_params_;

@@ -85,6 +85,9 @@ struct ServerConn::RelayHandler {
         if (split_param_status(body, name, value)) set_param(s.params_, name, value);
         break;
       }
+      case 'E':
+        s.note_error(body);
+        break;
       case 'G':
         s.copy_in_ = true;
         break;
@@ -125,6 +128,7 @@ struct ServerConn::InternalHandler {
         break;
       }
       case 'E': {
+        s.note_error(body);
         auto err = protocol::parse_error_response(body);
         std::string sev = err ? err->severity : "ERROR";
         if (sev == "FATAL" || sev == "PANIC") {
@@ -188,6 +192,8 @@ void ServerConn::connect(const ServerConnParams& params) {
   keys.push_back(nullptr);
   values.push_back(nullptr);
   scanner_.set_max_message_size(params.max_message_size);
+  internal_timeout_ = params.internal_timeout;
+  drain_timeout_ = params.drain_timeout;
 
   pg_ = PQconnectStartParams(keys.data(), values.data(), 0);
   if (pg_ == nullptr) {
@@ -273,6 +279,13 @@ void ServerConn::connect_failed(std::string error) {
   owner_->on_server_connect_failed(this, std::move(error));
 }
 
+void ServerConn::note_error(std::string_view body) {
+  auto err = protocol::parse_error_response(body);
+  if (!err) return;
+  // admin_shutdown, crash_shutdown, cannot_connect_now: the server is going away or restarting.
+  if (err->sqlstate == "57P01" || err->sqlstate == "57P02" || err->sqlstate == "57P03") shutdown_seen_ = true;
+}
+
 bool ServerConn::is_clean() const {
   return state_ != State::kClosed && state_ != State::kConnecting && scanner_.at_boundary() && outstanding_ == 0 &&
          !copy_in_ && !copy_out_;
@@ -307,11 +320,28 @@ void ServerConn::pause_reading(bool paused) {
   if (sock_.is_open()) sock_.set_reading(!paused);
 }
 
-void ServerConn::start_internal(InternalDone done) {
+void ServerConn::start_internal(InternalDone done, std::chrono::duration<double> timeout) {
   internal_done_ = std::move(done);
   internal_result_ = InternalResult{};
   state_ = State::kInternal;
   sock_.set_reading(true);
+  if (!internal_timer_) {
+    internal_timer_ = UvHandle<uv_timer_t>::make();
+    uv_timer_init(loop_, internal_timer_.get());
+    internal_timer_->data = this;
+  }
+  auto ms = static_cast<std::uint64_t>(std::max(1.0, timeout.count() * 1000.0));
+  uv_timer_start(
+      internal_timer_.get(),
+      [](uv_timer_t* t) noexcept {
+        if (auto* self = static_cast<ServerConn*>(t->data)) self->on_internal_timeout();
+      },
+      ms, 0);
+}
+
+void ServerConn::on_internal_timeout() {
+  if (state_ != State::kInternal) return;
+  lost(fmt::format("no answer from the server within {:.2f} s", internal_timeout_.count()));
 }
 
 void ServerConn::run_internal(const std::vector<std::string>& sql_batch, InternalDone done) {
@@ -320,8 +350,8 @@ void ServerConn::run_internal(const std::vector<std::string>& sql_batch, Interna
   drain_internal(out, static_cast<int>(sql_batch.size()), std::move(done));
 }
 
-void ServerConn::drain_internal(std::string_view raw, int requests, InternalDone done) {
-  start_internal(std::move(done));
+void ServerConn::drain_internal(std::string_view raw, int requests, InternalDone done, bool long_wait) {
+  start_internal(std::move(done), long_wait ? drain_timeout_ : internal_timeout_);
   outstanding_ += requests;
   if (!raw.empty() && !sock_.send(raw)) {
     lost("write to server failed");
@@ -332,6 +362,7 @@ void ServerConn::drain_internal(std::string_view raw, int requests, InternalDone
 
 void ServerConn::finish_internal() {
   state_ = State::kIdle;
+  if (internal_timer_) uv_timer_stop(internal_timer_.get());
   InternalDone done = std::move(internal_done_);
   internal_done_ = nullptr;
   if (done) done(this, internal_result_);
@@ -370,6 +401,7 @@ void ServerConn::close() {
   if (state_ == State::kClosed && pg_ == nullptr) return;
   bool clean = is_clean();
   connect_timer_.reset();
+  internal_timer_.reset();
   int fd = sock_.fd();
   sock_.close();
   if (pg_ != nullptr) {

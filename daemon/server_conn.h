@@ -45,6 +45,10 @@ struct InternalResult {
 struct ServerConnParams {
   std::vector<std::pair<std::string, std::string>> libpq;  // keyword/value pairs for PQconnectStartParams
   std::chrono::duration<double> connect_timeout{5.0};
+  // Limit for the pooler's own queries (ping, reset, SET): past it the connection is treated as dead.
+  std::chrono::duration<double> internal_timeout{5.0};
+  // Limit for finishing a request a departed client left running (after cancelling it).
+  std::chrono::duration<double> drain_timeout{30.0};
   std::size_t max_message_size = SIZE_MAX;
 };
 
@@ -85,6 +89,8 @@ class ServerConn final : public SocketOwner {
   void notify_drained_to(ClientConn* c) { drain_waiter_ = c; }
   [[nodiscard]] const std::string& host_label() const { return host_label_; }
   [[nodiscard]] ClientConn* client() const { return client_; }
+  // The server said it is shutting down or restarting (FATAL 57P01/57P02/57P03): its siblings are suspect.
+  [[nodiscard]] bool shutdown_seen() const { return shutdown_seen_; }
 
   // True when the byte stream towards the server is between messages and every request got its answer:
   // the connection can be reset and reused.
@@ -105,7 +111,7 @@ class ServerConn final : public SocketOwner {
   // last ReadyForQuery (or with ok=false on error or when the connection is lost).
   void run_internal(const std::vector<std::string>& sql_batch, InternalDone done);
   // Sends raw bytes (e.g. a Sync or CopyFail) expecting `requests` ReadyForQuery, then behaves like run_internal.
-  void drain_internal(std::string_view raw, int requests, InternalDone done);
+  void drain_internal(std::string_view raw, int requests, InternalDone done, bool long_wait = false);
 
   // Forwards a cancel for whatever this connection is running (asynchronously, on the libuv thread pool).
   void cancel_running_query();
@@ -131,8 +137,10 @@ class ServerConn final : public SocketOwner {
   void process(std::string_view data);
   void lost(std::string reason);
   void on_connect_timeout();
-  void start_internal(InternalDone done);
+  void start_internal(InternalDone done, std::chrono::duration<double> timeout);
+  void on_internal_timeout();
   void finish_internal();
+  void note_error(std::string_view body);
 
   uv_loop_t* loop_;
   ServerConnOwner* owner_;
@@ -141,6 +149,10 @@ class ServerConn final : public SocketOwner {
   PGconn* pg_ = nullptr;
   Socket sock_;
   UvHandle<uv_timer_t> connect_timer_;
+  UvHandle<uv_timer_t> internal_timer_;  // made on first use; armed while kInternal
+  std::chrono::duration<double> internal_timeout_{5.0};
+  std::chrono::duration<double> drain_timeout_{30.0};
+  bool shutdown_seen_ = false;
   protocol::StreamScanner scanner_;
   ClientConn* client_ = nullptr;
   int backend_pid_ = 0;

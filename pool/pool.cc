@@ -238,12 +238,39 @@ void Pool::open_failed(ConnId id, TimePoint now, std::string_view error, std::ve
   serve_waiters(now, out);
 }
 
+void Pool::check_idle(Duration idle_for, TimePoint now, std::vector<Action>& out) {
+  std::vector<ConnId> due;
+  for (ConnId id : list(State::kIdle)) {
+    if (now - conns_.at(id).idle_since >= idle_for) due.push_back(id);
+  }
+  for (ConnId id : due) {
+    Conn& c = conns_.at(id);
+    move(c, State::kPinging);
+    c.background = true;
+    out.push_back(PingConn{id, 0});
+  }
+}
+
 void Pool::ping_ok(ConnId id, TimePoint now, std::vector<Action>& out) {
   Conn* c = find(id, State::kPinging);
   if (c == nullptr) return;
   std::optional<Waiter> w = std::exchange(c->for_waiter, std::nullopt);
   if (w) pinging_for_.erase(w->id);
-  if (!w) {
+  if (std::exchange(c->background, false)) {
+    if (stale(*c)) {
+      close(*c, CloseReason::kInvalidated, out);
+    } else if (!queue_.empty()) {
+      // Someone started waiting meanwhile (the pool was full): this one was just proven alive.
+      hand_over(*c, pop_oldest_waiter(), /*known_good=*/true, now, out);
+    } else {
+      // Back where its idle time puts it, so idle_timeout and FIFO order are as if it had never left.
+      auto& idle = list(State::kIdle);
+      auto pos = idle.begin();
+      while (pos != idle.end() && conns_.at(*pos).idle_since <= c->idle_since) ++pos;
+      idle.splice(pos, list(State::kPinging), c->pos);
+      c->state = State::kIdle;
+    }
+  } else if (!w) {
     // Just proven alive: the next taker needs no second ping.
     release(*c, /*known_good=*/true, now, out);
   } else if (stale(*c)) {
@@ -262,6 +289,7 @@ void Pool::ping_ok(ConnId id, TimePoint now, std::vector<Action>& out) {
 void Pool::ping_failed(ConnId id, TimePoint now, std::vector<Action>& out) {
   Conn* c = find(id, State::kPinging);
   if (c == nullptr) return;
+  c->background = false;
   std::optional<Waiter> w = std::exchange(c->for_waiter, std::nullopt);
   if (w) pinging_for_.erase(w->id);
   ++counters_.ping_failures_total;

@@ -85,6 +85,11 @@ class Pool {
   void ping_failed(ConnId conn, TimePoint now, std::vector<Action>& out);
   void reset_done(ConnId conn, bool ok, TimePoint now, std::vector<Action>& out);
 
+  // Health check of idle connections: every idle one idle for at least `idle_for` is pinged (PingConn with
+  // waiter 0) and, when the ping succeeds, goes back to the idle list in its old place with its idle time
+  // kept, so checks never keep a connection from reaching idle_timeout. A failed check is a failed ping.
+  void check_idle(Duration idle_for, TimePoint now, std::vector<Action>& out);
+
   // Generation bump: idle connections are closed now; those checked out, pinging or resetting are closed
   // when next touched. Connections still opening count as new.
   void invalidate(TimePoint now, std::vector<Action>& out);
@@ -139,6 +144,7 @@ class Pool {
     std::uint64_t generation = 0;     // pool generation when it opened; older than generation_ = stale
     std::optional<Waiter> for_waiter;  // kPinging: whom it is for (nullopt if that waiter went away)
     std::optional<WaiterId> holder;    // kActive: the client that has it
+    bool background = false;           // kPinging: a health check of an idle connection, not a checkout
   };
 
   [[nodiscard]] std::list<ConnId>& list(State s) { return lists_[static_cast<std::size_t>(s)]; }

@@ -146,6 +146,54 @@ TEST_F(PoolReturn, LostInOtherStatesFollowsTheMatchingEvent) {
   EXPECT_EQ(one_of<AssignConn>(opened(one_of<OpenConn>(p).conn)).waiter, 4u);
 }
 
+// The idle health check pings only connections idle long enough; a good answer puts each back in its old
+// place with its idle time kept, so idle_timeout still closes it on schedule.
+TEST_F(PoolMaintenance, IdleCheckKeepsIdleTimeAndOrder) {
+  Options o = sized(3, 0);
+  o.idle_timeout = 100s;
+  make(o);
+  const ConnId c1 = open_for(1), c2 = open_for(2), c3 = open_for(3);
+  give_back(c1);
+  clock_.advance(10s);
+  give_back(c2);
+  clock_.advance(10s);
+  give_back(c3);
+  clock_.advance(5s);
+  // c1 idle 25 s, c2 15 s, c3 5 s: a 10 s check pings c1 and c2 only.
+  const Actions a = check_idle(10s);
+  const auto pings = all_of<PingConn>(a);
+  ASSERT_EQ(pings.size(), 2u) << describe(a);
+  EXPECT_EQ(pool().stats().testing, 2);
+  EXPECT_TRUE(ping_ok(c2).empty());
+  EXPECT_TRUE(ping_ok(c1).empty());
+  EXPECT_EQ(pool().stats().idle, 3);
+  // FIFO order is still c1, c2, c3.
+  EXPECT_EQ(one_of<AssignConn>(checkout(4)).conn, c1);
+  give_back(c1);
+  // c2 was idle since t=10 s: it times out at t=110 s, the check did not renew it.
+  clock_.advance(85s);  // now t=110 s
+  const Actions t = tick();
+  ASSERT_EQ(all_of<CloseConn>(t).size(), 1u) << describe(t);
+  EXPECT_EQ(one_of<CloseConn>(t).conn, c2);
+}
+
+// A failed idle check closes the connection and invalidates the ones opened before it.
+TEST_F(PoolMaintenance, IdleCheckFailureInvalidates) {
+  make(sized(2, 0));
+  const ConnId c1 = open_for(1), c2 = open_for(2);
+  give_back(c1);
+  give_back(c2);
+  clock_.advance(60s);
+  const Actions a = check_idle(30s);
+  ASSERT_EQ(all_of<PingConn>(a).size(), 2u);
+  const Actions f = ping_failed(c1);
+  EXPECT_EQ(one_of<CloseConn>(f).reason, CloseReason::kPingFailed);
+  EXPECT_EQ(pool().stats().invalidations_total, 1u);
+  // c2 answers, but it is from before the invalidation: closed, not kept.
+  EXPECT_EQ(one_of<CloseConn>(ping_ok(c2)).reason, CloseReason::kInvalidated);
+  EXPECT_EQ(pool().stats().total, 0);
+}
+
 // Overflow connections are closed on return once pool_size are idle, without a pointless reset.
 TEST_F(PoolReturn, OverflowClosedWhenPoolSizeIdle) {
   make(sized(2, 1));

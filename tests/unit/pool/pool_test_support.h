@@ -70,6 +70,9 @@ class PoolFixture : public ::testing::Test {
   Actions reset_done(ConnId c, bool ok = true) {
     return run([&](Actions& a) { pool_->reset_done(c, ok, clock_.now, a); });
   }
+  Actions check_idle(Duration idle_for) {
+    return run([&](Actions& a) { pool_->check_idle(idle_for, clock_.now, a); });
+  }
   Actions lost(ConnId c) { return run([&](Actions& a) { pool_->lost(c, clock_.now, a); }); }
   Actions invalidate() { return run([&](Actions& a) { pool_->invalidate(clock_.now, a); }); }
   Actions tick() { return run([&](Actions& a) { pool_->tick(clock_.now, a); }); }
