@@ -108,15 +108,6 @@ PoolRuntime* Daemon::pool_for(const config::Database& db, const std::string& use
   if (it != pools_.end()) return it->second.get();
 
   ServerConnParams p;
-  std::string hosts, ports;
-  for (const auto& hp : db.hosts) {
-    if (!hosts.empty()) {
-      hosts += ',';
-      ports += ',';
-    }
-    hosts += hp.host;
-    ports += std::to_string(hp.port);
-  }
   std::string login_user = db.user.value_or(user);
   std::optional<std::string> password = db.password;
   if (!password) {
@@ -124,12 +115,10 @@ PoolRuntime* Daemon::pool_for(const config::Database& db, const std::string& use
     // Only a plain password can log in to the server through libpq; secrets are for client auth.
     if (ua != nullptr && ua->kind == UserAuth::Kind::kPlain) password = ua->password;
   }
-  p.libpq = {{"host", hosts}, {"port", ports}, {"dbname", db.dbname}, {"user", login_user}};
+  p.libpq = {{"dbname", db.dbname}, {"user", login_user}};
   if (password) p.libpq.emplace_back("password", *password);
   p.libpq.emplace_back("sslmode", db.sslmode);
   p.libpq.emplace_back("fallback_application_name", db.application_name.empty() ? "pooler" : db.application_name);
-  static constexpr const char* kTsa[] = {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"};
-  p.libpq.emplace_back("target_session_attrs", kTsa[static_cast<int>(db.target_session_attrs)]);
   // TCP keepalive finds a server that vanished without a FIN (network partition, host crash) even on
   // connections nobody uses; a FIN or RST is seen at once because idle connections are always read.
   int idle_s = std::max(1, static_cast<int>(config_.pooler.health_check_period.count()));
@@ -141,7 +130,14 @@ PoolRuntime* Daemon::pool_for(const config::Database& db, const std::string& use
   p.internal_timeout = db.pre_ping_timeout;
   p.max_message_size = SIZE_MAX;
   (void)error;
-  auto pool = std::make_unique<PoolRuntime>(*this, db, user, std::move(p), config_.pooler.health_check_period);
+  auto& hosts = host_sets_[db.name];
+  if (!hosts) {
+    std::vector<std::string> labels;
+    for (const auto& hp : db.hosts) labels.push_back(fmt::format("{}:{}", hp.host, hp.port));
+    hosts = std::make_unique<pool::HostSet>(std::move(labels));
+  }
+  auto pool = std::make_unique<PoolRuntime>(*this, db, user, std::move(p), config_.pooler.health_check_period,
+                                            hosts.get());
   PoolRuntime* raw = pool.get();
   pools_.emplace(key, std::move(pool));
   spdlog::info("event=pool_created pool={}/{} mode={} pool_size={} max_overflow={}", db.name, user,

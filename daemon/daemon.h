@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "pool/host_set.h"
 #include "daemon/uv_handle.h"
 #include "protocol/scram.h"
 
@@ -82,6 +83,8 @@ class Daemon {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<std::string, UserAuth> users_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<PoolRuntime>> pools_;
+  // Host health per database, shared by its pools (one per user).
+  std::map<std::string, std::unique_ptr<pool::HostSet>, std::less<>> host_sets_;
   std::unordered_map<std::uint64_t, std::unique_ptr<ClientConn>> clients_;
   std::unordered_map<std::int32_t, ClientConn*> by_cancel_pid_;
   std::vector<std::unique_ptr<ClientConn>> retired_clients_;

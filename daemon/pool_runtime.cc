@@ -44,15 +44,104 @@ pool::Options pool_options(const config::Database& db) {
 
 }  // namespace
 
+namespace {
+
+pool::HostRole role_of(const ServerConn& s) {
+  const std::string* hs = s.param("in_hot_standby");
+  if (hs == nullptr) return pool::HostRole::kUnknown;
+  return *hs == "on" ? pool::HostRole::kStandby : pool::HostRole::kPrimary;
+}
+
+// libpq's words when a server answers but does not satisfy target_session_attrs.
+std::optional<pool::HostRole> misfit_role(const std::string& error) {
+  if (error.find("session is read-only") != std::string::npos ||
+      error.find("server is in hot standby mode") != std::string::npos) {
+    return pool::HostRole::kStandby;
+  }
+  if (error.find("session is not read-only") != std::string::npos ||
+      error.find("server is not in hot standby mode") != std::string::npos) {
+    return pool::HostRole::kPrimary;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// A background connect to a down host whose backoff has ended; success marks it up again so the pool
+// refills there without waiting for a client to try.
+class PoolRuntime::Prober final : public ServerConnOwner {
+ public:
+  explicit Prober(PoolRuntime& rt) : rt_(rt) {}
+  ~Prober() {
+    for (auto& [id, p] : probes_) p.second->close();
+  }
+  void probe(std::size_t host) {
+    for (const auto& [id, p] : probes_) {
+      if (p.first == host) return;
+    }
+    std::uint64_t id = next_id_++;
+    auto s = std::make_unique<ServerConn>(rt_.daemon_.loop(), this, id);
+    ServerConn* raw = s.get();
+    probes_.emplace(id, std::make_pair(host, std::move(s)));
+    raw->connect(rt_.params_for(host));
+  }
+  void on_server_connected(ServerConn* s) override {
+    auto it = probes_.find(s->id());
+    if (it == probes_.end()) return;
+    spdlog::info("event=host_up pool={} host={}", rt_.name_, rt_.hosts_->hosts()[it->second.first].label);
+    rt_.hosts_->connected(it->second.first, role_of(*s), now());
+    finish(it);
+  }
+  void on_server_connect_failed(ServerConn* s, std::string error) override {
+    auto it = probes_.find(s->id());
+    if (it == probes_.end()) return;
+    const std::size_t host = it->second.first;
+    if (auto role = misfit_role(error)) {
+      rt_.hosts_->unfit(host, *role, now());
+    } else {
+      rt_.hosts_->failed(host, fmt::format("{}: {}", rt_.hosts_->hosts()[host].label, error), now());
+    }
+    finish(it);
+  }
+  void on_server_lost(ServerConn*, std::string) override {}
+
+ private:
+  using Map = std::unordered_map<std::uint64_t, std::pair<std::size_t, std::unique_ptr<ServerConn>>>;
+  void finish(Map::iterator it) {
+    std::unique_ptr<ServerConn> s = std::move(it->second.second);
+    probes_.erase(it);
+    s->close();
+    rt_.daemon_.retire(std::move(s));
+    rt_.arm_probe_timer();
+  }
+  PoolRuntime& rt_;
+  Map probes_;
+  // Probe ids live apart from pool connection ids; they never reach the pool.
+  std::uint64_t next_id_ = 1ULL << 62;
+};
+
 PoolRuntime::PoolRuntime(Daemon& daemon, config::Database db, std::string user, ServerConnParams params,
-                         config::Seconds health_check_period)
+                         config::Seconds health_check_period, pool::HostSet* hosts)
     : daemon_(daemon),
       db_(std::move(db)),
       user_(std::move(user)),
       name_(fmt::format("{}/{}", db_.name, user_)),
       params_(std::move(params)),
       health_check_period_(health_check_period),
-      pool_(name_, pool_options(db_)) {
+      pool_(name_, pool_options(db_)),
+      hosts_(hosts),
+      prober_(std::make_unique<Prober>(*this)) {
+  switch (db_.target_session_attrs) {
+    case config::TargetSessionAttrs::kAny: want_ = pool::Want::kAny; break;
+    case config::TargetSessionAttrs::kReadWrite: want_ = pool::Want::kReadWrite; break;
+    case config::TargetSessionAttrs::kReadOnly: want_ = pool::Want::kReadOnly; break;
+    case config::TargetSessionAttrs::kPrimary: want_ = pool::Want::kPrimary; break;
+    case config::TargetSessionAttrs::kStandby: want_ = pool::Want::kStandby; break;
+    case config::TargetSessionAttrs::kPreferStandby: want_ = pool::Want::kPreferStandby; break;
+  }
+  probe_timer_ = UvHandle<uv_timer_t>::make();
+  uv_timer_init(daemon_.loop(), probe_timer_.get());
+  probe_timer_->data = this;
   timer_ = UvHandle<uv_timer_t>::make();
   uv_timer_init(daemon_.loop(), timer_.get());
   timer_->data = this;
@@ -158,11 +247,19 @@ void PoolRuntime::drop(std::uint64_t id) {
 void PoolRuntime::carry_out(const pool::Action& action) {
   std::vector<pool::Action> next;
   if (const auto* open = std::get_if<pool::OpenConn>(&action)) {
-    auto s = std::make_unique<ServerConn>(daemon_.loop(), this, open->conn);
-    ServerConn* raw = s.get();
-    conns_.emplace(open->conn, std::move(s));
-    spdlog::debug("event=server_connecting pool={} server={}", name_, open->conn);
-    raw->connect(params_);
+    Attempt a;
+    a.candidates = hosts_->candidates(want_, now());
+    if (a.candidates.empty()) {
+      // Every host is down and backing off: fail now rather than make clients wait for pool_timeout.
+      std::string err = fmt::format("no server available: every host is down (last error: {})",
+                                    hosts_->last_error().empty() ? "none" : hosts_->last_error());
+      spdlog::warn("event=server_connect_skipped pool={} server={} error=\"{}\"", name_, open->conn, err);
+      pool_.open_failed(open->conn, now(), err, next);
+      arm_probe_timer();
+    } else {
+      attempts_[open->conn] = std::move(a);
+      connect_next(open->conn);
+    }
   } else if (const auto* close = std::get_if<pool::CloseConn>(&action)) {
     spdlog::debug("event=server_close pool={} server={} reason={}", name_, close->conn, pool::to_string(close->reason));
     drop(close->conn);
@@ -268,9 +365,38 @@ void PoolRuntime::on_health_timer(uv_timer_t* t) noexcept {
   self->run(actions);
 }
 
+ServerConnParams PoolRuntime::params_for(std::size_t host) const {
+  ServerConnParams p = params_;
+  const config::HostPort& hp = db_.hosts.at(host);
+  p.libpq.emplace_back("host", hp.host);
+  p.libpq.emplace_back("port", std::to_string(hp.port));
+  // prefer-standby is our candidate order; each single-host attempt then takes what it finds.
+  static constexpr const char* kTsa[] = {"any", "read-write", "read-only", "primary", "standby", "any"};
+  p.libpq.emplace_back("target_session_attrs", kTsa[static_cast<int>(db_.target_session_attrs)]);
+  return p;
+}
+
+bool PoolRuntime::connect_next(std::uint64_t id) {
+  auto it = attempts_.find(id);
+  if (it == attempts_.end() || it->second.next >= it->second.candidates.size()) return false;
+  Attempt& a = it->second;
+  a.host = a.candidates[a.next++];
+  a.started = now();
+  auto s = std::make_unique<ServerConn>(daemon_.loop(), this, id);
+  ServerConn* raw = s.get();
+  conns_[id] = std::move(s);
+  spdlog::debug("event=server_connecting pool={} server={} host={}", name_, id, hosts_->hosts()[a.host].label);
+  raw->connect(params_for(a.host));
+  return true;
+}
+
 void PoolRuntime::on_server_connected(ServerConn* s) {
   spdlog::debug("event=server_connected pool={} server={} host={} backend_pid={}", name_, s->id(), s->host_label(),
                 s->backend_pid());
+  if (auto it = attempts_.find(s->id()); it != attempts_.end()) {
+    hosts_->connected(it->second.host, role_of(*s), now());
+    attempts_.erase(it);
+  }
   if (login_params_.empty()) login_params_ = s->params();
   std::vector<pool::Action> actions;
   pool_.opened(s->id(), now(), actions);
@@ -278,12 +404,51 @@ void PoolRuntime::on_server_connected(ServerConn* s) {
 }
 
 void PoolRuntime::on_server_connect_failed(ServerConn* s, std::string error) {
-  spdlog::warn("event=server_connect_failed pool={} server={} error=\"{}\"", name_, s->id(), error);
   std::uint64_t id = s->id();
+  auto it = attempts_.find(id);
+  if (it != attempts_.end()) {
+    const std::size_t host = it->second.host;
+    const std::string& label = hosts_->hosts()[host].label;
+    if (auto role = misfit_role(error)) {
+      spdlog::info("event=server_unfit pool={} server={} host={} error=\"{}\"", name_, id, label, error);
+      hosts_->unfit(host, *role, now());
+    } else {
+      spdlog::warn("event=server_connect_failed pool={} server={} host={} error=\"{}\"", name_, id, label, error);
+      hosts_->failed(host, fmt::format("{}: {}", label, error), now());
+    }
+    error = fmt::format("{}: {}", label, error);
+  }
+  auto cur = conns_.find(id);
+  if (cur != conns_.end() && cur->second.get() == s) drop(id);
+  // Next host, if any: one OpenConn tries every candidate before the pool hears of a failure.
+  if (connect_next(id)) return;
+  attempts_.erase(id);
+  arm_probe_timer();
   std::vector<pool::Action> actions;
   pool_.open_failed(id, now(), error, actions);
-  drop(id);
   run(actions);
+}
+
+void PoolRuntime::arm_probe_timer() {
+  if (!probe_timer_) return;
+  auto when = hosts_->next_retry();
+  if (!when) {
+    uv_timer_stop(probe_timer_.get());
+    return;
+  }
+  auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(*when - now()).count();
+  std::uint64_t ms = delay <= 0 ? 0 : static_cast<std::uint64_t>(delay) + 1;
+  uv_timer_start(probe_timer_.get(), &PoolRuntime::on_probe_timer, ms, 0);
+}
+
+void PoolRuntime::on_probe_timer(uv_timer_t* t) noexcept {
+  auto* self = static_cast<PoolRuntime*>(t->data);
+  if (self == nullptr) return;
+  self->probe_hosts();
+}
+
+void PoolRuntime::probe_hosts() {
+  for (std::size_t host : hosts_->due_for_retry(now())) prober_->probe(host);
 }
 
 void PoolRuntime::on_server_lost(ServerConn* s, std::string reason) {

@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "daemon/server_conn.h"
 #include "daemon/uv_handle.h"
+#include "pool/host_set.h"
 #include "pool/pool.h"
 
 namespace pooler::daemon {
@@ -25,7 +26,7 @@ class Daemon;
 class PoolRuntime final : public ServerConnOwner {
  public:
   PoolRuntime(Daemon& daemon, config::Database db, std::string user, ServerConnParams params,
-              config::Seconds health_check_period);
+              config::Seconds health_check_period, pool::HostSet* hosts);
   PoolRuntime(const PoolRuntime&) = delete;
   PoolRuntime& operator=(const PoolRuntime&) = delete;
   ~PoolRuntime();
@@ -66,6 +67,12 @@ class PoolRuntime final : public ServerConnOwner {
   void arm_timer();
   void reset_then_checkin(ServerConn* s, config::ResetOnReturn how);
   void drop(std::uint64_t id);
+  // Starts (or continues) opening connection `id` on the next candidate host; false when none is left.
+  bool connect_next(std::uint64_t id);
+  [[nodiscard]] ServerConnParams params_for(std::size_t host) const;
+  void probe_hosts();
+  static void on_probe_timer(uv_timer_t* t) noexcept;
+  void arm_probe_timer();
   ServerConn* find(std::uint64_t id);
   static std::chrono::steady_clock::time_point now() { return std::chrono::steady_clock::now(); }
 
@@ -80,6 +87,20 @@ class PoolRuntime final : public ServerConnOwner {
   std::unordered_map<std::uint64_t, ClientConn*> waiters_;  // WaiterId (client id) → client
   UvHandle<uv_timer_t> timer_;
   UvHandle<uv_timer_t> health_timer_;  // every health_check_period: ping connections idle that long
+  UvHandle<uv_timer_t> probe_timer_;   // when a down host's backoff ends: try it again in the background
+  pool::HostSet* hosts_;               // shared by every pool of this database; owned by the Daemon
+  pool::Want want_ = pool::Want::kAny;
+  // Connections being opened: the hosts still to try, in order, and which one is being tried.
+  struct Attempt {
+    std::vector<std::size_t> candidates;
+    std::size_t next = 0;
+    std::size_t host = 0;
+    std::chrono::steady_clock::time_point started;
+  };
+  std::unordered_map<std::uint64_t, Attempt> attempts_;
+  // Background probes of down hosts: a plain connect that is closed again once it worked.
+  class Prober;
+  std::unique_ptr<Prober> prober_;
   std::deque<pool::Action> pending_;  // decisions not yet carried out (events may nest)
   bool in_run_ = false;
   std::vector<std::pair<std::string, std::string>> login_params_;

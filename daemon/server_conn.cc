@@ -274,7 +274,16 @@ void ServerConn::finish_connect() {
 }
 
 void ServerConn::connect_failed(std::string error) {
-  while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
+  // libpq's messages span lines ("...failed: Connection refused\n\tIs the server running..."): one line for
+  // logs and ErrorResponses.
+  std::string flat;
+  for (char ch : error) {
+    if (ch == '\n' || ch == '\t' || ch == '\r') ch = ' ';
+    if (ch == ' ' && !flat.empty() && flat.back() == ' ') continue;
+    flat += ch;
+  }
+  error = std::move(flat);
+  while (!error.empty() && error.back() == ' ') error.pop_back();
   close();
   owner_->on_server_connect_failed(this, std::move(error));
 }

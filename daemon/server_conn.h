@@ -43,7 +43,9 @@ struct InternalResult {
 };
 
 struct ServerConnParams {
-  std::vector<std::pair<std::string, std::string>> libpq;  // keyword/value pairs for PQconnectStartParams
+  // keyword/value pairs for PQconnectStartParams, without host/port/target_session_attrs: the pool picks
+  // one host per attempt (see pool::HostSet) and adds them.
+  std::vector<std::pair<std::string, std::string>> libpq;
   std::chrono::duration<double> connect_timeout{5.0};
   // Limit for the pooler's own queries (ping, reset, SET): past it the connection is treated as dead.
   std::chrono::duration<double> internal_timeout{5.0};

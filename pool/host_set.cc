@@ -1,0 +1,105 @@
+// HostSet: per-host up/down state, backoff and candidate order.
+#include "pool/host_set.h"
+
+#include <algorithm>
+
+namespace pooler::pool {
+
+HostSet::HostSet(std::vector<std::string> labels, Duration base_backoff, Duration max_backoff)
+    : base_backoff_(base_backoff), max_backoff_(max_backoff) {
+  hosts_.reserve(labels.size());
+  for (auto& l : labels) {
+    HostStatus h;
+    h.label = std::move(l);
+    hosts_.push_back(std::move(h));
+  }
+}
+
+bool HostSet::fits(HostRole role, Want want) {
+  switch (want) {
+    case Want::kAny:
+    case Want::kPreferStandby:
+      return true;
+    case Want::kReadWrite:
+    case Want::kPrimary:
+      return role != HostRole::kStandby;
+    case Want::kReadOnly:
+    case Want::kStandby:
+      return role != HostRole::kPrimary;
+  }
+  return true;
+}
+
+std::vector<std::size_t> HostSet::candidates(Want want, TimePoint now) const {
+  // Ranks: 0 = up, known to fit; 1 = up, role unknown; 2 = a known primary under prefer-standby (the
+  // fallback); 3 = down but due for a retry. Config order within a rank.
+  std::vector<std::pair<int, std::size_t>> ranked;
+  for (std::size_t i = 0; i < hosts_.size(); ++i) {
+    const HostStatus& h = hosts_[i];
+    if (h.state == HostState::kDown && now < h.retry_at) continue;
+    if (h.role != HostRole::kUnknown && !fits(h.role, want)) continue;
+    int rank = 0;
+    if (h.state == HostState::kDown) {
+      rank = 3;
+    } else if (h.role == HostRole::kUnknown) {
+      rank = 1;
+    } else if (want == Want::kPreferStandby && h.role == HostRole::kPrimary) {
+      rank = 2;
+    }
+    ranked.emplace_back(rank, i);
+  }
+  std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<std::size_t> out;
+  out.reserve(ranked.size());
+  for (const auto& [rank, i] : ranked) out.push_back(i);
+  return out;
+}
+
+void HostSet::connected(std::size_t i, HostRole role, TimePoint /*now*/) {
+  HostStatus& h = hosts_.at(i);
+  h.state = HostState::kUp;
+  h.role = role;
+  h.consecutive_failures = 0;
+  h.backoff = Duration::zero();
+}
+
+void HostSet::failed(std::size_t i, std::string error, TimePoint now) {
+  HostStatus& h = hosts_.at(i);
+  if (h.state != HostState::kDown) h.down_since = now;
+  h.state = HostState::kDown;
+  ++h.consecutive_failures;
+  h.backoff = h.backoff == Duration::zero() ? base_backoff_ : std::min(h.backoff * 2, max_backoff_);
+  h.retry_at = now + h.backoff;
+  h.last_error = error;
+  last_error_ = std::move(error);
+}
+
+void HostSet::unfit(std::size_t i, HostRole role, TimePoint /*now*/) {
+  HostStatus& h = hosts_.at(i);
+  h.state = HostState::kUp;
+  h.role = role;
+  h.consecutive_failures = 0;
+  h.backoff = Duration::zero();
+}
+
+std::optional<TimePoint> HostSet::next_retry() const {
+  std::optional<TimePoint> best;
+  for (const auto& h : hosts_) {
+    if (h.state == HostState::kDown && (!best || h.retry_at < *best)) best = h.retry_at;
+  }
+  return best;
+}
+
+std::vector<std::size_t> HostSet::due_for_retry(TimePoint now) const {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < hosts_.size(); ++i) {
+    if (hosts_[i].state == HostState::kDown && now >= hosts_[i].retry_at) out.push_back(i);
+  }
+  return out;
+}
+
+bool HostSet::any_up() const {
+  return std::any_of(hosts_.begin(), hosts_.end(), [](const HostStatus& h) { return h.state == HostState::kUp; });
+}
+
+}  // namespace pooler::pool
