@@ -678,11 +678,33 @@ void ClientConn::link_for_transaction(ServerConn* s) {
 
 void ClientConn::on_server_ready(char tx_status) {
   if (state_ != State::kLinked || server_ == nullptr) return;
-  if (pool_->mode() != config::PoolMode::kTransaction) return;
   ServerConn* s = server_;
-  // Release only at the end of the last outstanding request, between messages, outside a transaction.
+  // Between transactions: the end of the last outstanding request, between messages, outside a transaction.
   if (tx_status != 'I' || s->outstanding() != 0 || unsynced_ || !scanner_.at_boundary() || s->in_copy()) return;
-  release_server();
+  if (pool_->mode() == config::PoolMode::kTransaction) {
+    release_server();
+  } else {
+    leave_if_asked();
+  }
+}
+
+bool ClientConn::leave_if_asked() {
+  // A draining daemon, or a database/user removed by reload, lets clients finish their transaction first.
+  if (!daemon_.shutting_down() && !pool_->retired()) return false;
+  fatal("57P01", daemon_.shutting_down()
+                     ? "terminating connection due to administrator command"
+                     : fmt::format("database \"{}\" or user \"{}\" was removed from the pooler configuration",
+                                   database_, user_));
+  return true;
+}
+
+void ClientConn::on_pool_retired() {
+  if (state_ == State::kReady) {
+    leave_if_asked();
+  } else if (state_ == State::kLinked && server_ != nullptr && server_->tx_status() == 'I' && server_->is_clean() &&
+             !unsynced_ && scanner_.at_boundary()) {
+    leave_if_asked();
+  }
 }
 
 void ClientConn::release_server() {
@@ -693,10 +715,7 @@ void ClientConn::release_server() {
   s->unlink();
   if (state_ == State::kLinked) state_ = State::kReady;
   pool_->release(s, PoolRuntime::ReleaseInfo{scanner_.at_boundary(), unsynced_});
-  // A draining daemon lets clients finish their transaction, then tells them.
-  if (state_ == State::kReady && daemon_.shutting_down()) {
-    fatal("57P01", "terminating connection due to administrator command");
-  }
+  if (state_ == State::kReady) leave_if_asked();
 }
 
 void ClientConn::capture_params(const ServerConn& s) {

@@ -69,6 +69,11 @@ class ClientConn final : public SocketOwner {
   void on_server_assigned(ServerConn* s);
   void on_checkout_failed(const protocol::ErrorFields& e);
 
+  // The daemon is draining or the client's pool was removed by reload: leave now if between transactions,
+  // else after the current one.
+  void on_pool_retired();
+  [[nodiscard]] PoolRuntime* pool() const { return pool_; }
+
   // Sends a FATAL error and closes once it is written.
   void fatal(std::string_view sqlstate, std::string message, std::string detail = {});
   // Closes now: returns or discards any server connection, leaves the pool's queue.
@@ -95,6 +100,7 @@ class ClientConn final : public SocketOwner {
   void need_server(std::string_view data);
   void link_for_transaction(ServerConn* s);
   void release_server();
+  bool leave_if_asked();
   void apply_params_then(ServerConn* s, void (ClientConn::*next)(ServerConn*));
   void send_and_flush(const std::string& bytes);
   [[nodiscard]] std::vector<std::string> param_sync_sql(const ServerConn& s) const;

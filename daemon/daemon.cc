@@ -17,6 +17,7 @@
 #include <csignal>
 #include <cstring>
 
+#include "config/diff.h"
 #include "daemon/client_conn.h"
 #include "daemon/pool_runtime.h"
 #include "daemon/server_conn.h"
@@ -102,11 +103,7 @@ const UserAuth* Daemon::find_user(std::string_view name) const {
   return it == users_.end() ? nullptr : &it->second;
 }
 
-PoolRuntime* Daemon::pool_for(const config::Database& db, const std::string& user, std::string& error) {
-  auto key = std::make_pair(db.name, user);
-  auto it = pools_.find(key);
-  if (it != pools_.end()) return it->second.get();
-
+ServerConnParams Daemon::server_params(const config::Database& db, const std::string& user) const {
   ServerConnParams p;
   std::string login_user = db.user.value_or(user);
   std::optional<std::string> password = db.password;
@@ -129,21 +126,107 @@ PoolRuntime* Daemon::pool_for(const config::Database& db, const std::string& use
   p.connect_timeout = db.connect_timeout;
   p.internal_timeout = db.pre_ping_timeout;
   p.max_message_size = SIZE_MAX;
-  (void)error;
+  return p;
+}
+
+pool::HostSet* Daemon::host_set(const config::Database& db) {
   auto& hosts = host_sets_[db.name];
   if (!hosts) {
     std::vector<std::string> labels;
     for (const auto& hp : db.hosts) labels.push_back(fmt::format("{}:{}", hp.host, hp.port));
     hosts = std::make_unique<pool::HostSet>(std::move(labels));
   }
-  auto pool = std::make_unique<PoolRuntime>(*this, db, user, std::move(p), config_.pooler.health_check_period,
-                                            hosts.get());
+  return hosts.get();
+}
+
+PoolRuntime* Daemon::pool_for(const config::Database& db, const std::string& user, std::string& error) {
+  auto key = std::make_pair(db.name, user);
+  auto it = pools_.find(key);
+  if (it != pools_.end()) {
+    if (!it->second->retired()) return it->second.get();
+    // Removed by an earlier reload and added back: a fresh pool; the old one lives on for its clients.
+    retired_pools_.push_back(std::move(it->second));
+    pools_.erase(it);
+  }
+  (void)error;
+  auto pool = std::make_unique<PoolRuntime>(*this, db, user, server_params(db, user),
+                                            config_.pooler.health_check_period, host_set(db));
   PoolRuntime* raw = pool.get();
   pools_.emplace(key, std::move(pool));
   spdlog::info("event=pool_created pool={}/{} mode={} pool_size={} max_overflow={}", db.name, user,
                db.pool_mode == config::PoolMode::kSession ? "session" : "transaction", db.pool_size,
                db.max_overflow);
   return raw;
+}
+
+std::expected<void, std::string> Daemon::reload() {
+  auto next = config::load_file(config_.path);
+  if (!next) {
+    for (const auto& e : next.error()) spdlog::error("event=reload_failed error=\"{}\"", e.to_string());
+    ++reloads_failed_;
+    return std::unexpected(fmt::format("{} error(s) in {}; first: {}", next.error().size(), config_.path,
+                                       next.error().front().to_string()));
+  }
+  config::ConfigDiff d = config::diff(config_, *next);
+  const config::Pooler& old_p = config_.pooler;
+  config::Pooler& new_p = next->pooler;
+  if (new_p.listen_addr != old_p.listen_addr || new_p.listen_port != old_p.listen_port ||
+      new_p.unix_socket_dir != old_p.unix_socket_dir || new_p.metrics_listen != old_p.metrics_listen) {
+    spdlog::warn("event=reload_partial reason=\"listen addresses and metrics_listen change only on restart\"");
+    new_p.listen_addr = old_p.listen_addr;
+    new_p.listen_port = old_p.listen_port;
+    new_p.unix_socket_dir = old_p.unix_socket_dir;
+    new_p.metrics_listen = old_p.metrics_listen;
+  }
+  config::Config old = std::move(config_);
+  config_ = std::move(*next);
+  if (auto lvl = spdlog::level::from_str(config_.pooler.log_level); lvl != spdlog::default_logger()->level()) {
+    spdlog::default_logger()->set_level(lvl);
+  }
+  if (!d.added_users.empty() || !d.removed_users.empty() || !d.changed_users.empty()) prepare_users();
+
+  auto contains = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  for (const auto& name : d.changed_databases) {
+    const config::Database* was = old.find_database(name);
+    const config::Database* now_db = config_.find_database(name);
+    if (was != nullptr && now_db != nullptr && was->hosts != now_db->hosts) {
+      // Pools still holding the old set (retired ones) keep a valid pointer.
+      if (auto it = host_sets_.find(name); it != host_sets_.end()) {
+        old_host_sets_.push_back(std::move(it->second));
+        host_sets_.erase(it);
+      }
+    }
+  }
+  for (auto& [key, pool] : pools_) {
+    const auto& [db_name, user] = key;
+    if (pool->retired()) continue;
+    const config::Database* db = config_.find_database(db_name);
+    if (db == nullptr || (find_user(user) == nullptr && !db->user)) {
+      spdlog::info("event=pool_retired pool={}/{}", db_name, user);
+      pool->retire();
+      continue;
+    }
+    const config::Database* was = old.find_database(db_name);
+    bool user_changed = contains(d.changed_users, user) || (db->user && contains(d.changed_users, *db->user));
+    if (!contains(d.changed_databases, db_name) && !user_changed && !d.pooler_changed) continue;
+    bool identity = user_changed || was == nullptr || was->hosts != db->hosts || was->dbname != db->dbname ||
+                    was->user != db->user || was->password != db->password || was->sslmode != db->sslmode ||
+                    was->target_session_attrs != db->target_session_attrs;
+    pool->reconfigure(*db, server_params(*db, user), host_set(*db), identity);
+  }
+  // Clients of retired pools leave between transactions; tell the idle ones now.
+  std::vector<ClientConn*> affected;
+  for (auto& [id, c] : clients_) {
+    if (c->pool() != nullptr && c->pool()->retired()) affected.push_back(c.get());
+  }
+  for (ClientConn* c : affected) c->on_pool_retired();
+  ++reloads_ok_;
+  spdlog::info("event=reloaded config={} databases_added={} databases_removed={} databases_changed={} users_changed={}",
+               config_.path, d.added_databases.size(), d.removed_databases.size(), d.changed_databases.size(),
+               d.added_users.size() + d.removed_users.size() + d.changed_users.size());
+  return {};
 }
 
 void Daemon::register_cancel_key(ClientConn* c, std::int32_t& pid, std::int32_t& key) {
@@ -314,7 +397,12 @@ void Daemon::accept_ready(Listener& l) {
 void Daemon::on_signal(uv_signal_t* h, int signum) noexcept {
   auto* self = static_cast<Daemon*>(h->data);
   if (self == nullptr) return;
-  spdlog::info("event=signal signal={}", signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "other");
+  spdlog::info("event=signal signal={}",
+               signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : signum == SIGHUP ? "SIGHUP" : "other");
+  if (signum == SIGHUP) {
+    (void)self->reload();
+    return;
+  }
   self->shutdown(signum == SIGINT || self->shutting_down_);
 }
 
@@ -354,10 +442,12 @@ void Daemon::shutdown(bool fast) {
   std::vector<ClientConn*> all;
   for (auto& [id, c] : clients_) all.push_back(c.get());
   for (ClientConn* c : all) {
-    // Graceful: clients between transactions or not yet logged in go now; the rest after their transaction
-    // (a later issue adds shutdown_timeout); fast: everyone now.
-    if (fast || !c->logged_in() || c->server() == nullptr) {
+    // Graceful: clients between transactions or not yet logged in go now, the rest after their current
+    // transaction (up to shutdown_timeout, see janitor()); fast: everyone now.
+    if (fast || !c->logged_in()) {
       c->fatal("57P01", "terminating connection due to administrator command");
+    } else {
+      c->on_pool_retired();
     }
   }
   if (fast || clients_.empty()) uv_stop(&loop_);
@@ -385,7 +475,7 @@ int Daemon::run() {
   janitor_->data = this;
   uv_timer_start(janitor_.get(), &Daemon::on_janitor, 1000, 1000);
   uv_unref(reinterpret_cast<uv_handle_t*>(janitor_.get()));
-  for (int sig : {SIGINT, SIGTERM}) {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
     auto h = UvHandle<uv_signal_t>::make();
     uv_signal_init(&loop_, h.get());
     h->data = this;

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <expected>
 #include <map>
 #include <memory>
 #include <optional>
@@ -62,6 +63,12 @@ class Daemon {
   [[nodiscard]] std::size_t client_count() const { return clients_.size(); }
   [[nodiscard]] bool shutting_down() const { return shutting_down_; }
 
+  // Re-reads the config file and applies it in place (SIGHUP, admin RELOAD). On error the running config
+  // stays and the errors are logged with file:line:column.
+  std::expected<void, std::string> reload();
+  [[nodiscard]] std::uint64_t reloads_ok() const { return reloads_ok_; }
+  [[nodiscard]] std::uint64_t reloads_failed() const { return reloads_failed_; }
+
   // Stops accepting and ends the loop; `fast` closes every client at once.
   void shutdown(bool fast);
 
@@ -72,6 +79,8 @@ class Daemon {
   static void on_check(uv_check_t* h) noexcept;
   static void on_janitor(uv_timer_t* h) noexcept;
   void prepare_users();
+  [[nodiscard]] struct ServerConnParams server_params(const config::Database& db, const std::string& user) const;
+  pool::HostSet* host_set(const config::Database& db);
   bool listen_tcp();
   bool listen_unix();
   void accept_ready(Listener& l);
@@ -85,6 +94,11 @@ class Daemon {
   std::map<std::pair<std::string, std::string>, std::unique_ptr<PoolRuntime>> pools_;
   // Host health per database, shared by its pools (one per user).
   std::map<std::string, std::unique_ptr<pool::HostSet>, std::less<>> host_sets_;
+  // Pools replaced after a reload removed and re-added their database; kept while clients still use them.
+  std::vector<std::unique_ptr<PoolRuntime>> retired_pools_;
+  std::vector<std::unique_ptr<pool::HostSet>> old_host_sets_;
+  std::uint64_t reloads_ok_ = 0;
+  std::uint64_t reloads_failed_ = 0;
   std::unordered_map<std::uint64_t, std::unique_ptr<ClientConn>> clients_;
   std::unordered_map<std::int32_t, ClientConn*> by_cancel_pid_;
   std::vector<std::unique_ptr<ClientConn>> retired_clients_;

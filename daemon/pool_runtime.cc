@@ -88,7 +88,7 @@ class PoolRuntime::Prober final : public ServerConnOwner {
   void on_server_connected(ServerConn* s) override {
     auto it = probes_.find(s->id());
     if (it == probes_.end()) return;
-    spdlog::info("event=host_up pool={} host={}", rt_.name_, rt_.hosts_->hosts()[it->second.first].label);
+    spdlog::info("event=host_up pool={} host={}", rt_.name_, rt_.hosts_->label(it->second.first));
     rt_.hosts_->connected(it->second.first, role_of(*s), now());
     finish(it);
   }
@@ -99,7 +99,7 @@ class PoolRuntime::Prober final : public ServerConnOwner {
     if (auto role = misfit_role(error)) {
       rt_.hosts_->unfit(host, *role, now());
     } else {
-      rt_.hosts_->failed(host, fmt::format("{}: {}", rt_.hosts_->hosts()[host].label, error), now());
+      rt_.hosts_->failed(host, fmt::format("{}: {}", rt_.hosts_->label(host), error), now());
     }
     finish(it);
   }
@@ -158,6 +158,45 @@ PoolRuntime::PoolRuntime(Daemon& daemon, config::Database db, std::string user, 
 
 PoolRuntime::~PoolRuntime() {
   for (auto& [id, s] : conns_) s->close();
+}
+
+void PoolRuntime::retire() {
+  retired_ = true;
+  std::vector<pool::Action> actions;
+  pool::Options o = pool_.options();
+  o.pool_size = 0;
+  o.max_overflow = 0;
+  o.min_pool_size = 0;
+  // Nothing kept: idle connections close now, the rest as their clients finish.
+  pool_.reconfigure(o, now(), actions);
+  run(actions);
+}
+
+void PoolRuntime::reconfigure(const config::Database& db, ServerConnParams params, pool::HostSet* hosts,
+                              bool identity_changed) {
+  db_ = db;
+  params_ = std::move(params);
+  if (hosts != hosts_) {
+    // Host indexes of connects under way refer to the old list: let them finish without retries there.
+    for (auto& [id, a] : attempts_) {
+      a.candidates.clear();
+      a.next = 0;
+      a.host = SIZE_MAX;
+    }
+    hosts_ = hosts;
+    prober_ = std::make_unique<Prober>(*this);
+  }
+  pool::Options o = pool_options(db_);
+  std::vector<pool::Action> actions;
+  if (auto ok = pool::validate(o); !ok) {
+    spdlog::error("event=reload_pool_skipped pool={} error=\"{}\"", name_, ok.error().empty() ? "" : ok.error()[0]);
+    return;
+  }
+  pool_.reconfigure(o, now(), actions);
+  if (identity_changed) pool_.invalidate(now(), actions);
+  run(actions);
+  spdlog::info("event=pool_reconfigured pool={} pool_size={} max_overflow={} invalidated={}", name_, db_.pool_size,
+               db_.max_overflow, identity_changed);
 }
 
 void PoolRuntime::request(ClientConn* c) {
@@ -385,7 +424,7 @@ bool PoolRuntime::connect_next(std::uint64_t id) {
   auto s = std::make_unique<ServerConn>(daemon_.loop(), this, id);
   ServerConn* raw = s.get();
   conns_[id] = std::move(s);
-  spdlog::debug("event=server_connecting pool={} server={} host={}", name_, id, hosts_->hosts()[a.host].label);
+  spdlog::debug("event=server_connecting pool={} server={} host={}", name_, id, hosts_->label(a.host));
   raw->connect(params_for(a.host));
   return true;
 }
@@ -408,7 +447,7 @@ void PoolRuntime::on_server_connect_failed(ServerConn* s, std::string error) {
   auto it = attempts_.find(id);
   if (it != attempts_.end()) {
     const std::size_t host = it->second.host;
-    const std::string& label = hosts_->hosts()[host].label;
+    const std::string& label = hosts_->label(host);
     if (auto role = misfit_role(error)) {
       spdlog::info("event=server_unfit pool={} server={} host={} error=\"{}\"", name_, id, label, error);
       hosts_->unfit(host, *role, now());

@@ -39,6 +39,15 @@ class PoolRuntime final : public ServerConnOwner {
   // is told at login without taking a server connection. Empty until one has connected.
   [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& login_params() const { return login_params_; }
 
+  // Removed from the config by a reload: no new checkouts; idle server connections close; clients leave
+  // after their current transaction.
+  void retire();
+  [[nodiscard]] bool retired() const { return retired_; }
+  // New settings from a reload, applied in place: pool limits resize (never yanking a connection from a
+  // client); when what a connection *is* changed (hosts, dbname, login, sslmode) every existing one is
+  // invalidated and replaced as it comes back.
+  void reconfigure(const config::Database& db, ServerConnParams params, pool::HostSet* hosts, bool identity_changed);
+
   // A client needs a server connection: answered later (or at once) with on_server_assigned or
   // on_checkout_failed.
   void request(ClientConn* c);
@@ -103,6 +112,7 @@ class PoolRuntime final : public ServerConnOwner {
   std::unique_ptr<Prober> prober_;
   std::deque<pool::Action> pending_;  // decisions not yet carried out (events may nest)
   bool in_run_ = false;
+  bool retired_ = false;
   std::vector<std::pair<std::string, std::string>> login_params_;
 };
 

@@ -56,7 +56,8 @@ std::vector<std::size_t> HostSet::candidates(Want want, TimePoint now) const {
 }
 
 void HostSet::connected(std::size_t i, HostRole role, TimePoint /*now*/) {
-  HostStatus& h = hosts_.at(i);
+  if (i >= hosts_.size()) return;  // from before a reload changed the host list
+  HostStatus& h = hosts_[i];
   h.state = HostState::kUp;
   h.role = role;
   h.consecutive_failures = 0;
@@ -64,7 +65,8 @@ void HostSet::connected(std::size_t i, HostRole role, TimePoint /*now*/) {
 }
 
 void HostSet::failed(std::size_t i, std::string error, TimePoint now) {
-  HostStatus& h = hosts_.at(i);
+  if (i >= hosts_.size()) return;  // from before a reload changed the host list
+  HostStatus& h = hosts_[i];
   if (h.state != HostState::kDown) h.down_since = now;
   h.state = HostState::kDown;
   ++h.consecutive_failures;
@@ -75,7 +77,8 @@ void HostSet::failed(std::size_t i, std::string error, TimePoint now) {
 }
 
 void HostSet::unfit(std::size_t i, HostRole role, TimePoint /*now*/) {
-  HostStatus& h = hosts_.at(i);
+  if (i >= hosts_.size()) return;  // from before a reload changed the host list
+  HostStatus& h = hosts_[i];
   h.state = HostState::kUp;
   h.role = role;
   h.consecutive_failures = 0;
@@ -96,6 +99,11 @@ std::vector<std::size_t> HostSet::due_for_retry(TimePoint now) const {
     if (hosts_[i].state == HostState::kDown && now >= hosts_[i].retry_at) out.push_back(i);
   }
   return out;
+}
+
+const std::string& HostSet::label(std::size_t i) const {
+  static const std::string kUnknown = "(unknown host)";
+  return i < hosts_.size() ? hosts_[i].label : kUnknown;
 }
 
 bool HostSet::any_up() const {

@@ -56,6 +56,8 @@ class HostSet {
   [[nodiscard]] std::vector<std::size_t> due_for_retry(TimePoint now) const;
 
   [[nodiscard]] bool any_up() const;
+  // "host:port" of host `i`; indexes from before a host-list change are tolerated everywhere.
+  [[nodiscard]] const std::string& label(std::size_t i) const;
   [[nodiscard]] const std::vector<HostStatus>& hosts() const { return hosts_; }
   // The most recent connect error of any host, for messages when nothing can be reached.
   [[nodiscard]] const std::string& last_error() const { return last_error_; }
