@@ -4,7 +4,8 @@
 #
 # Environment: BENCH_SECONDS (15) per pgbench run, BENCH_WARMUP (2) seconds of warm-up per target,
 # BENCH_SCALE (10) for pgbench -i -s, BENCH_POOL_SIZE (20), POOLER_BIN (build/release/pooler),
-# BENCH_KEEP=1 keeps the scratch directory with configs and logs.
+# BENCH_KEEP=1 keeps the scratch directory with configs and logs, BENCH_QUIET_LOAD=0.5 first waits (up to
+# 10 minutes) for the 1-minute load average to fall below that, for a shared machine.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -166,7 +167,7 @@ report() {
     echo "$(/usr/sbin/pgbouncer --version 2>/dev/null | head -n 1), PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'),"
     echo "$(nproc) CPU(s): $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)."
     echo "pgbench -T $BENCH_SECONDS -s $BENCH_SCALE, md5 auth for all targets, transaction mode, pool size $BENCH_POOL_SIZE in both poolers."
-    echo "Load average before the run: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running shares the cores)."
+    echo "Load average before the run: $LOAD_BEFORE (anything else running shares the cores)."
     echo "TPS and average latency as pgbench reports them; ratios are of TPS."
     echo
     md_table <<<"$rows"
@@ -182,8 +183,23 @@ report() {
   echo "(written to ${RESULTS#"$BENCH_ROOT"/})"
 }
 
+# Waits up to 10 minutes for the 1-minute load average to drop below BENCH_QUIET_LOAD (if set).
+wait_quiet() {
+  [ -n "${BENCH_QUIET_LOAD:-}" ] || return 0
+  local deadline=$((SECONDS + 600)) load
+  while load=$(cut -d' ' -f1 /proc/loadavg) && ! awk -v l="$load" -v m="$BENCH_QUIET_LOAD" 'BEGIN {exit !(l < m)}'; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      echo "bench: load average still $load after 10 minutes; running anyway" >&2
+      return 0
+    fi
+    echo "bench: load average $load, waiting for < $BENCH_QUIET_LOAD" >&2
+    sleep 15
+  done
+}
+
 main() {
   bench_install_traps
+  wait_quiet
   LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   mkdir -p "$(dirname "$RESULTS")"
