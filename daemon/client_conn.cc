@@ -546,6 +546,7 @@ void ClientConn::on_checkout_failed(const protocol::ErrorFields& e) {
     protocol::write_error_response(out, e);
     protocol::write_ready_for_query(out, 'I');
     in_.clear();
+    have_view_ = false;
     unsynced_ = false;
     scanner_.reset();
     state_ = State::kReady;
@@ -570,6 +571,11 @@ void ClientConn::apply_params_then(ServerConn* s, void (ClientConn::*next)(Serve
   if (sql.empty()) {
     (this->*next)(s);
     return;
+  }
+  if (have_view_) {
+    // The answer will come later: the read buffer is reused by then.
+    in_.append(held_view_);
+    have_view_ = false;
   }
   std::string batch;
   for (std::size_t i = 0; i < sql.size(); ++i) {
@@ -661,16 +667,32 @@ void ClientConn::need_server(std::string_view data) {
     close();
     return;
   }
-  in_.append(data);
   state_ = State::kWaitServer;
-  sock_.set_reading(false);
+  if (!in_.empty()) {
+    in_.append(data);
+  } else {
+    // Usually the pool answers at once: the bytes are relayed straight from the read buffer, no copy, and
+    // reading never pauses (each pause/resume costs two epoll_ctl calls in libuv).
+    held_view_ = data;
+    have_view_ = true;
+  }
   pool_->request(this);
+  if (have_view_) {
+    in_.append(held_view_);
+    have_view_ = false;
+  }
+  if (state_ == State::kWaitServer || state_ == State::kSync) sock_.set_reading(false);
 }
 
 void ClientConn::link_for_transaction(ServerConn* s) {
   state_ = State::kLinked;
   s->link(this);
   sock_.set_reading(true);
+  if (have_view_) {
+    have_view_ = false;
+    relay_to_server(held_view_);
+    return;
+  }
   std::string held;
   held.swap(in_);
   relay_to_server(held);

@@ -113,6 +113,9 @@ class ClientConn final : public SocketOwner {
   Socket sock_;
   std::chrono::steady_clock::time_point connected_at_;
   std::string in_;  // unparsed bytes before login, and client bytes held while waiting for a server
+  // Client bytes still in the loop's read buffer while the pool is asked for a server (see need_server).
+  std::string_view held_view_;
+  bool have_view_ = false;
   std::string user_;
   std::string database_;
   // Parameters the client asked for (startup packet, then changes the server reported during its links).
