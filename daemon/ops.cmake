@@ -1,0 +1,9 @@
+# pooler_daemon_ops: the operator-facing pieces of the daemon (Prometheus metrics, the /metrics HTTP server,
+# the admin console, log formatting). Included from daemon/CMakeLists.txt; paths are absolute so the file
+# can also be included from the unit tests' directory.
+add_library(pooler_daemon_ops STATIC
+  ${PROJECT_SOURCE_DIR}/daemon/metrics.cc
+)
+target_link_libraries(pooler_daemon_ops PUBLIC
+  pooler_options pooler_protocol pooler_config
+  prometheus-cpp::core PkgConfig::LIBUV spdlog::spdlog fmt::fmt)
