@@ -33,23 +33,24 @@ enum class ResetOnReturn {
   kNone,
 };
 
-// create_engine's options; names and defaults as SQLAlchemy's create_engine and QueuePool.
+// create_engine's options (every member has an initializer so designated initializers stay -Wextra clean);
+// names and defaults as SQLAlchemy's create_engine and QueuePool.
 struct EngineOptions {
   int pool_size = 5;
   int max_overflow = 10;  // -1: no limit
   Seconds pool_timeout = std::chrono::seconds(30);
-  std::optional<Seconds> pool_recycle;  // nullopt: never (SQLAlchemy's -1)
+  std::optional<Seconds> pool_recycle{};  // nullopt: never (SQLAlchemy's -1)
   bool pool_pre_ping = false;
   bool pool_use_lifo = false;
   ResetOnReturn pool_reset_on_return = ResetOnReturn::kRollback;
   // "AUTOCOMMIT" (no BEGIN: every statement commits on its own), or "READ COMMITTED", "REPEATABLE READ",
   // "SERIALIZABLE" for the transactions connections begin. Empty: the server's default.
-  std::string isolation_level;
+  std::string isolation_level{};
   // Log every statement and its parameters (SQLAlchemy's echo) to echo_sink, or to stderr.
   bool echo = false;
-  std::function<void(std::string_view)> echo_sink;
+  std::function<void(std::string_view)> echo_sink{};
   // Extra libpq connection keywords (connect_timeout, sslmode, options, …); they win over the URL's.
-  std::map<std::string, std::string> connect_args;
+  std::map<std::string, std::string> connect_args{};
 };
 
 // Like SQLAlchemy's Pool.status() and friends; a snapshot.

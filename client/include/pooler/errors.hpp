@@ -62,14 +62,14 @@ class TimeoutError : public Error {
 
 // What the server (or libpq) said about a failure.
 struct ErrorInfo {
-  std::string sqlstate;  // five characters; empty when libpq gave none
-  std::string message;   // primary message
-  std::string detail;
-  std::string hint;
-  std::string statement;  // the SQL that failed, when there was one
-  std::string constraint;
-  std::string table;
-  std::string column;
+  std::string sqlstate{};  // five characters; empty when libpq gave none
+  std::string message{};   // primary message
+  std::string detail{};
+  std::string hint{};
+  std::string statement{};  // the SQL that failed, when there was one
+  std::string constraint{};
+  std::string table{};
+  std::string column{};
   bool connection_invalidated = false;  // the connection was lost and has been discarded from the pool
 };
 

@@ -70,10 +70,6 @@ class Row {
   [[nodiscard]] T get(std::string_view name) const {
     return at(name).template get<T>();
   }
-  template <class T>
-  [[nodiscard]] T get(const char* name) const {
-    return at(std::string_view(name)).template get<T>();
-  }
   // auto [id, name] = row.as_tuple<std::int64_t, std::string>();
   template <class... Ts>
   [[nodiscard]] std::tuple<Ts...> as_tuple() const {

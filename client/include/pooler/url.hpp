@@ -14,19 +14,19 @@ namespace pooler {
 inline namespace client {
 
 struct UrlHost {
-  std::string host;  // name, IPv4 or IPv6 address (without brackets)
-  std::optional<int> port;
+  std::string host{};  // name, IPv4 or IPv6 address (without brackets)
+  std::optional<int> port{};
   friend bool operator==(const UrlHost&, const UrlHost&) = default;
 };
 
 struct Url {
   std::string drivername = "postgresql";
-  std::optional<std::string> username;
-  std::optional<std::string> password;
-  std::vector<UrlHost> hosts;  // empty: libpq's default (PGHOST or the local socket)
-  std::optional<std::string> database;
+  std::optional<std::string> username{};
+  std::optional<std::string> password{};
+  std::vector<UrlHost> hosts{};  // empty: libpq's default (PGHOST or the local socket)
+  std::optional<std::string> database{};
   // libpq connection keywords from the query string, in order, percent-decoded.
-  std::vector<std::pair<std::string, std::string>> query;
+  std::vector<std::pair<std::string, std::string>> query{};
 
   // Throws ArgumentError: "Could not parse URL from string 'postgresql://app:***@…': <why>".
   [[nodiscard]] static Url parse(std::string_view url);
