@@ -2,7 +2,8 @@
 # the admin console, log formatting). Included from daemon/CMakeLists.txt; paths are absolute so the file
 # can also be included from the unit tests' directory.
 add_library(pooler_daemon_ops STATIC
-  ${PROJECT_SOURCE_DIR}/daemon/metrics.cc
+  ${CMAKE_CURRENT_LIST_DIR}/admin_console.cc
+  ${CMAKE_CURRENT_LIST_DIR}/metrics.cc
 )
 target_link_libraries(pooler_daemon_ops PUBLIC
   pooler_options pooler_protocol pooler_config
