@@ -3,6 +3,7 @@
 # can also be included from the unit tests' directory.
 add_library(pooler_daemon_ops STATIC
   ${CMAKE_CURRENT_LIST_DIR}/admin_console.cc
+  ${CMAKE_CURRENT_LIST_DIR}/http_server.cc
   ${CMAKE_CURRENT_LIST_DIR}/logging.cc
   ${CMAKE_CURRENT_LIST_DIR}/metrics.cc
 )
