@@ -6,6 +6,19 @@
 
 namespace pooler::test {
 
+void Stack::reset() {
+  if (daemon) {
+    int status = daemon->stop();
+    if (status != 0) {
+      ADD_FAILURE() << "the pooler exited with status " << status
+                    << " on SIGTERM (sanitizer report or unclean shutdown?)\n--- pooler log tail ---\n"
+                    << daemon->log_tail(80);
+    }
+  }
+  daemon.reset();
+  cluster.reset();
+}
+
 void dump_logs_on_failure(const Stack& stack) {
   if (!::testing::Test::HasFailure()) return;
   if (stack.daemon) std::cerr << "--- pooler log tail ---\n" << stack.daemon->log_tail(80) << "\n";
