@@ -163,9 +163,19 @@ Result ConnectionState::exec_driver_sql(std::string_view sql, const std::vector<
 void ConnectionState::autobegin() {
   if (in_tx_ || engine_->autocommit()) return;
   if (engine_->echo_enabled()) engine_->echo("BEGIN (implicit)");
-  PQclear(run(engine_->begin_sql().c_str(), 0, nullptr, nullptr, nullptr, nullptr, ""));
+  // The transaction counts as begun from here: if the connection turns out dead, the app learns of it
+  // once (OperationalError) and then must rollback(), as when it dies later in the transaction.
   in_tx_ = true;
   root_serial_ = next_serial_++;
+  try {
+    PQclear(run(engine_->begin_sql().c_str(), 0, nullptr, nullptr, nullptr, nullptr, ""));
+  } catch (...) {
+    if (!pending_rollback_) {
+      in_tx_ = false;
+      root_serial_ = 0;
+    }
+    throw;
+  }
 }
 
 void ConnectionState::begin_root() {
