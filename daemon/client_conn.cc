@@ -8,6 +8,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/pool_runtime.h"
+#include "daemon/logging.h"
 #include "daemon/scratch.h"
 #include "daemon/server_conn.h"
 #include "protocol/auth_messages.h"
@@ -171,8 +172,8 @@ void ClientConn::send_and_flush(const std::string& bytes) {
 
 void ClientConn::fatal(std::string_view sqlstate, std::string message, std::string detail) {
   if (state_ == State::kClosed) return;
-  spdlog::info("event=client_error client={} peer={} user={} database={} sqlstate={} message=\"{}\"", id_, peer_,
-               user_, database_, sqlstate, message);
+  spdlog::info("event=client_error client={} peer={} user={} database={} sqlstate={} message={}", id_, peer_,
+               user_, database_, sqlstate, log_value(message));
   std::string out;
   protocol::write_error_response(
       out, protocol::ErrorFields{protocol::Severity::kFatal, std::string(sqlstate), std::move(message),

@@ -19,6 +19,7 @@
 
 #include "config/diff.h"
 #include "daemon/client_conn.h"
+#include "daemon/logging.h"
 #include "daemon/pool_runtime.h"
 #include "daemon/server_conn.h"
 #include "protocol/md5_auth.h"
@@ -162,7 +163,7 @@ PoolRuntime* Daemon::pool_for(const config::Database& db, const std::string& use
 std::expected<void, std::string> Daemon::reload() {
   auto next = config::load_file(config_.path);
   if (!next) {
-    for (const auto& e : next.error()) spdlog::error("event=reload_failed error=\"{}\"", e.to_string());
+    for (const auto& e : next.error()) spdlog::error("event=reload_failed error={}", log_value(e.to_string()));
     ++reloads_failed_;
     return std::unexpected(fmt::format("{} error(s) in {}; first: {}", next.error().size(), config_.path,
                                        next.error().front().to_string()));
@@ -180,9 +181,7 @@ std::expected<void, std::string> Daemon::reload() {
   }
   config::Config old = std::move(config_);
   config_ = std::move(*next);
-  if (auto lvl = spdlog::level::from_str(config_.pooler.log_level); lvl != spdlog::default_logger()->level()) {
-    spdlog::default_logger()->set_level(lvl);
-  }
+  set_log_level(config_.pooler.log_level);
   if (!d.added_users.empty() || !d.removed_users.empty() || !d.changed_users.empty()) prepare_users();
 
   auto contains = [](const std::vector<std::string>& v, const std::string& x) {
@@ -300,8 +299,8 @@ bool Daemon::listen_tcp() {
   const char* host = (pc.listen_addr == "*" || pc.listen_addr.empty()) ? nullptr : pc.listen_addr.c_str();
   int rc = getaddrinfo(host, port.c_str(), &hints, &res);
   if (rc != 0) {
-    spdlog::critical("event=listen_failed addr={} port={} error=\"{}\"", pc.listen_addr, pc.listen_port,
-                     gai_strerror(rc));
+    spdlog::critical("event=listen_failed addr={} port={} error={}", pc.listen_addr, pc.listen_port,
+                     log_value(gai_strerror(rc)));
     return false;
   }
   bool any = false;
@@ -312,8 +311,8 @@ bool Daemon::listen_tcp() {
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, 1024) != 0) {
-      spdlog::critical("event=listen_failed addr={} port={} error=\"{}\"", pc.listen_addr, pc.listen_port,
-                       std::strerror(errno));
+      spdlog::critical("event=listen_failed addr={} port={} error={}", pc.listen_addr, pc.listen_port,
+                       log_value(std::strerror(errno)));
       ::close(fd);
       continue;
     }
@@ -346,7 +345,7 @@ bool Daemon::listen_unix() {
   ::unlink(unix_socket_path_.c_str());
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 1024) != 0) {
-    spdlog::critical("event=listen_failed path={} error=\"{}\"", unix_socket_path_, std::strerror(errno));
+    spdlog::critical("event=listen_failed path={} error={}", unix_socket_path_, log_value(std::strerror(errno)));
     if (fd >= 0) ::close(fd);
     return false;
   }
@@ -368,7 +367,7 @@ void Daemon::accept_ready(Listener& l) {
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        spdlog::error("event=accept_failed listener={} error=\"{}\"", l.label, std::strerror(errno));
+        spdlog::error("event=accept_failed listener={} error={}", l.label, log_value(std::strerror(errno)));
       }
       return;
     }
@@ -386,7 +385,7 @@ void Daemon::accept_ready(Listener& l) {
     ClientConn* raw = c.get();
     clients_.emplace(id, std::move(c));
     if (int rc = raw->start(fd); rc != 0) {
-      spdlog::error("event=client_start_failed error=\"{}\"", uv_strerror(rc));
+      spdlog::error("event=client_start_failed error={}", log_value(uv_strerror(rc)));
       raw->close();
       continue;
     }

@@ -1,5 +1,4 @@
 // pooler's command line: pooler [-c FILE] [--check-config [FILE]] [--version] [--help].
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sysexits.h>
 
@@ -10,6 +9,7 @@
 
 #include "config/config.h"
 #include "daemon/daemon.h"
+#include "daemon/logging.h"
 
 namespace {
 
@@ -28,18 +28,6 @@ void print_help(std::FILE* out) {
                "FILE defaults to %s. Exit codes: 0 success, 64 usage error, 78 config error,\n"
                "1 runtime failure (e.g. cannot listen).\n",
                POOLER_VERSION, kDefaultConfig);
-}
-
-void setup_logging(const pooler::config::Config& cfg) {
-  auto logger = spdlog::stderr_logger_mt("pooler");
-  if (cfg.pooler.log_format == pooler::config::LogFormat::kJson) {
-    logger->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%v"})");
-  } else {
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
-  }
-  logger->set_level(spdlog::level::from_str(cfg.pooler.log_level));
-  logger->flush_on(spdlog::level::info);
-  spdlog::set_default_logger(logger);
 }
 
 }  // namespace
@@ -88,7 +76,7 @@ int main(int argc, char** argv) {
     std::printf("%s: ok (%zu databases, %zu users)\n", config_path.c_str(), cfg->databases.size(), cfg->users.size());
     return 0;
   }
-  setup_logging(*cfg);
+  pooler::daemon::setup_logging(cfg->pooler.log_format, cfg->pooler.log_level);
   spdlog::info("event=starting version={} config={}", POOLER_VERSION, config_path);
   pooler::daemon::Daemon daemon(std::move(*cfg));
   return daemon.run();

@@ -7,6 +7,7 @@
 
 #include "daemon/client_conn.h"
 #include "daemon/daemon.h"
+#include "daemon/logging.h"
 #include "protocol/writer.h"
 
 namespace pooler::daemon {
@@ -189,7 +190,7 @@ void PoolRuntime::reconfigure(const config::Database& db, ServerConnParams param
   pool::Options o = pool_options(db_);
   std::vector<pool::Action> actions;
   if (auto ok = pool::validate(o); !ok) {
-    spdlog::error("event=reload_pool_skipped pool={} error=\"{}\"", name_, ok.error().empty() ? "" : ok.error()[0]);
+    spdlog::error("event=reload_pool_skipped pool={} error={}", name_, log_value(ok.error().empty() ? "" : ok.error()[0]));
     return;
   }
   pool_.reconfigure(o, now(), actions);
@@ -292,7 +293,7 @@ void PoolRuntime::carry_out(const pool::Action& action) {
       // Every host is down and backing off: fail now rather than make clients wait for pool_timeout.
       std::string err = fmt::format("no server available: every host is down (last error: {})",
                                     hosts_->last_error().empty() ? "none" : hosts_->last_error());
-      spdlog::warn("event=server_connect_skipped pool={} server={} error=\"{}\"", name_, open->conn, err);
+      spdlog::warn("event=server_connect_skipped pool={} server={} error={}", name_, open->conn, log_value(err));
       pool_.open_failed(open->conn, now(), err, next);
       arm_probe_timer();
     } else {
@@ -314,7 +315,7 @@ void PoolRuntime::carry_out(const pool::Action& action) {
         if (r.ok && srv->state() == ServerConn::State::kIdle) {
           pool_.ping_ok(srv->id(), now(), acts);
         } else {
-          spdlog::warn("event=pre_ping_failed pool={} server={} error=\"{}\"", name_, srv->id(), r.message);
+          spdlog::warn("event=pre_ping_failed pool={} server={} error={}", name_, srv->id(), log_value(r.message));
           pool_.ping_failed(srv->id(), now(), acts);
         }
         run(acts);
@@ -339,7 +340,7 @@ void PoolRuntime::carry_out(const pool::Action& action) {
         if (conns_.find(srv->id()) == conns_.end()) return;
         bool ok = r.ok && srv->state() == ServerConn::State::kIdle && srv->tx_status() == 'I';
         if (ok && discard_all) srv->forget_applied();
-        if (!ok) spdlog::warn("event=reset_failed pool={} server={} error=\"{}\"", name_, srv->id(), r.message);
+        if (!ok) spdlog::warn("event=reset_failed pool={} server={} error={}", name_, srv->id(), log_value(r.message));
         pool_.reset_done(srv->id(), ok, now(), acts);
         run(acts);
       });
@@ -364,8 +365,8 @@ void PoolRuntime::carry_out(const pool::Action& action) {
       e.severity = protocol::Severity::kError;
       e.sqlstate = fail->reason == pool::FailReason::kTimeout ? "53300" : "08006";
       e.message = fail->message;
-      spdlog::warn("event=checkout_failed pool={} client={} reason={} message=\"{}\"", name_, c->id(),
-                   pool::to_string(fail->reason), fail->message);
+      spdlog::warn("event=checkout_failed pool={} client={} reason={} message={}", name_, c->id(),
+                   pool::to_string(fail->reason), log_value(fail->message));
       c->on_checkout_failed(e);
     }
   }
@@ -449,10 +450,10 @@ void PoolRuntime::on_server_connect_failed(ServerConn* s, std::string error) {
     const std::size_t host = it->second.host;
     const std::string& label = hosts_->label(host);
     if (auto role = misfit_role(error)) {
-      spdlog::info("event=server_unfit pool={} server={} host={} error=\"{}\"", name_, id, label, error);
+      spdlog::info("event=server_unfit pool={} server={} host={} error={}", name_, id, label, log_value(error));
       hosts_->unfit(host, *role, now());
     } else {
-      spdlog::warn("event=server_connect_failed pool={} server={} host={} error=\"{}\"", name_, id, label, error);
+      spdlog::warn("event=server_connect_failed pool={} server={} host={} error={}", name_, id, label, log_value(error));
       hosts_->failed(host, fmt::format("{}: {}", label, error), now());
     }
     error = fmt::format("{}: {}", label, error);
@@ -493,7 +494,7 @@ void PoolRuntime::probe_hosts() {
 void PoolRuntime::on_server_lost(ServerConn* s, std::string reason) {
   std::uint64_t id = s->id();
   if (conns_.find(id) == conns_.end()) return;  // already closed on the pool's own decision
-  spdlog::info("event=server_lost pool={} server={} reason=\"{}\"", name_, id, reason);
+  spdlog::info("event=server_lost pool={} server={} reason={}", name_, id, log_value(reason));
   std::vector<pool::Action> actions;
   pool_.lost(id, now(), actions);
   if (s->shutdown_seen()) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "daemon/client_conn.h"
+#include "daemon/logging.h"
 #include "daemon/scratch.h"
 #include "protocol/error_response.h"
 #include "protocol/writer.h"
@@ -396,7 +397,7 @@ void ServerConn::cancel_running_query() {
       },
       [](uv_work_t* req, int) noexcept {
         auto* w = static_cast<CancelWork*>(req->data);
-        if (!w->ok) spdlog::warn("event=cancel_failed server_pid={} error=\"{}\"", w->pid, w->err.data());
+        if (!w->ok) spdlog::warn("event=cancel_failed server_pid={} error={}", w->pid, log_value(w->err.data()));
         PQfreeCancel(w->cancel);
         delete w;
       });
