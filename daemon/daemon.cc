@@ -66,15 +66,20 @@ Daemon::Daemon(config::Config cfg) : config_(std::move(cfg)) {
 
 Daemon::~Daemon() {
   listeners_.clear();
-  for (auto& [id, c] : clients_) c->close();
+  // close() retires the client (erasing it from clients_), so not while iterating clients_.
+  std::vector<ClientConn*> all;
+  for (auto& [id, c] : clients_) all.push_back(c.get());
+  for (ClientConn* c : all) c->close();
   pools_.clear();
   free_retired();
   check_.reset();
   janitor_.reset();
   signals_.clear();
-  // Let libuv run the close callbacks that free the handles.
-  uv_run(&loop_, UV_RUN_NOWAIT);
-  uv_loop_close(&loop_);
+  retired_pools_.clear();
+  // Let libuv run the close callbacks that free the handles, and wait for thread-pool work still under way
+  // (a forwarded cancel blocks in PQcancel there): closing the loop under it would crash that thread.
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  if (uv_loop_close(&loop_) != 0) spdlog::warn("event=loop_close_busy");
 }
 
 void Daemon::prepare_users() {

@@ -74,8 +74,11 @@ std::expected<std::optional<DecodedStartup>, Error> decode_startup(std::string_v
       return DecodedStartup{GssEncRequest{}, size};
     case kCancelRequestCode: {
       if (auto e = fixed_size(16, "CancelRequest")) return std::unexpected(*e);
-      CancelRequest cancel{*r.int32(), *r.int32()};
-      return DecodedStartup{cancel, size};
+      // The size check above guarantees both fields are there; value_or keeps GCC 12's
+      // -Wmaybe-uninitialized (a false positive on optional under -O2 + sanitizers) quiet.
+      const std::int32_t pid = r.int32().value_or(0);
+      const std::int32_t key = r.int32().value_or(0);
+      return DecodedStartup{CancelRequest{pid, key}, size};
     }
     default:
       break;
