@@ -188,7 +188,10 @@ std::string Url::render(bool hide_password) const {
   std::string s = drivername + "://";
   if (username || password) {
     s += encode(username.value_or(""));
-    if (password) s += ":" + (hide_password ? std::string("***") : encode(*password));
+    if (password) {
+      s += ':';
+      s += hide_password ? std::string("***") : encode(*password);
+    }
     s += "@";
   }
   bool socket_host = hosts.size() == 1 && !hosts[0].host.empty() && hosts[0].host.front() == '/';
@@ -196,11 +199,24 @@ std::string Url::render(bool hide_password) const {
     for (std::size_t i = 0; i < hosts.size(); ++i) {
       if (i > 0) s += ",";
       const auto& h = hosts[i];
-      s += h.host.find(':') != std::string::npos ? "[" + h.host + "]" : encode(h.host);
-      if (h.port) s += ":" + std::to_string(*h.port);
+      // (appends, not `"[" + host + "]"`: GCC 12's -Wrestrict misfires on those in Release builds)
+      if (h.host.find(':') != std::string::npos) {
+        s += '[';
+        s += h.host;
+        s += ']';
+      } else {
+        s += encode(h.host);
+      }
+      if (h.port) {
+        s += ':';
+        s += std::to_string(*h.port);
+      }
     }
   }
-  if (database) s += "/" + encode(*database);
+  if (database) {
+    s += '/';
+    s += encode(*database);
+  }
   char sep = '?';
   if (socket_host) {
     s += fmt::format("{}host={}", sep, encode(hosts[0].host, "/"));
