@@ -163,7 +163,7 @@ int ClientConn::start(int fd) { return sock_.open(daemon_.loop(), fd, /*owns_fd=
 
 bool ClientConn::logged_in() const {
   return state_ == State::kReady || state_ == State::kWaitServer || state_ == State::kSync ||
-         state_ == State::kLinked;
+         state_ == State::kLinked || state_ == State::kAdmin;
 }
 
 void ClientConn::send_and_flush(const std::string& bytes) {
@@ -254,6 +254,9 @@ void ClientConn::on_readable() {
       case State::kReady:
         need_server(data);
         break;
+      case State::kAdmin:
+        handle_admin_bytes(data);
+        break;
       case State::kLoginWait:
       case State::kLoginSync:
       case State::kWaitServer:
@@ -328,6 +331,7 @@ void ClientConn::handle_startup_bytes(std::string_view data) {
     }
     spdlog::debug("event=client_startup client={} peer={} user={} database={}", id_, peer_, user_, database_);
     if (daemon_.client_count() > static_cast<std::size_t>(daemon_.config().pooler.max_client_conn)) {
+      daemon_.metrics().process().client_connections_refused_max_client_conn.Increment();
       fatal("53300", fmt::format("sorry, too many clients already (max_client_conn {})",
                                  daemon_.config().pooler.max_client_conn));
       return;
@@ -469,6 +473,10 @@ void ClientConn::handle_auth_message(char type, std::string_view body) {
 void ClientConn::auth_ok() {
   scram_.reset();
   auth_step_ = AuthStep::kNone;
+  if (database_ == "pooler") {
+    admin_login();
+    return;
+  }
   const config::Database* db = daemon_.config().find_database(database_);
   if (db == nullptr) {
     fatal("3D000", fmt::format("database \"{}\" does not exist", database_));
@@ -513,6 +521,88 @@ void ClientConn::auth_ok() {
   state_ = State::kLoginWait;
   sock_.set_reading(false);
   pool_->request(this);
+}
+
+// ---- admin console ----
+
+void ClientConn::admin_login() {
+  const auto& admins = daemon_.config().pooler.admin_users;
+  if (std::find(admins.begin(), admins.end(), user_) == admins.end()) {
+    fatal("42501", fmt::format("permission denied: user \"{}\" is not in admin_users", user_));
+    return;
+  }
+  admin_ = true;
+  std::string out;
+  protocol::write_authentication_ok(out);
+  // What psql needs to talk to us; the console is not a PostgreSQL server, so no other parameters.
+  protocol::write_parameter_status(out, "server_version", "15.0 (pooler " POOLER_VERSION ")");
+  protocol::write_parameter_status(out, "server_encoding", "UTF8");
+  protocol::write_parameter_status(out, "client_encoding", "UTF8");
+  protocol::write_parameter_status(out, "DateStyle", "ISO, MDY");
+  protocol::write_parameter_status(out, "integer_datetimes", "on");
+  protocol::write_parameter_status(out, "standard_conforming_strings", "on");
+  protocol::write_parameter_status(out, "is_superuser", "off");
+  protocol::write_backend_key_data(out, 0, 0);
+  protocol::write_ready_for_query(out, 'I');
+  state_ = State::kAdmin;
+  spdlog::info("event=admin_login client={} peer={} user={}", id_, peer_, user_);
+  send_and_flush(out);
+  if (state_ == State::kClosed) return;
+  sock_.set_reading(true);
+  if (!in_.empty()) {
+    std::string held;
+    held.swap(in_);
+    handle_admin_bytes(held);
+  }
+}
+
+void ClientConn::handle_admin_bytes(std::string_view data) {
+  in_.append(data);
+  std::size_t pos = 0;
+  std::string out;
+  while (state_ == State::kAdmin) {
+    auto frame = protocol::decode_frame(std::string_view(in_).substr(pos), kMaxAuthMessage);
+    if (!frame) {
+      fatal(frame.error().sqlstate, frame.error().message);
+      return;
+    }
+    if (!frame->has_value()) break;
+    const protocol::Frame f = **frame;
+    pos += f.size;
+    if (f.type == 'X') {
+      send_and_flush(out);
+      close();
+      return;
+    }
+    if (f.type == 'Q') {
+      std::string_view sql = f.body;
+      if (!sql.empty() && sql.back() == '\0') sql.remove_suffix(1);
+      spdlog::info("event=admin_command client={} user={} command={}", id_, user_, log_value(sql));
+      execute_admin(sql, daemon_, out);
+      protocol::write_ready_for_query(out, 'I');
+    } else if (f.type == 'S') {
+      protocol::write_ready_for_query(out, 'I');
+    } else if (f.type == 'P' || f.type == 'B' || f.type == 'D' || f.type == 'E' || f.type == 'C' ||
+               f.type == 'H') {
+      // Reported once per message; the client's Sync then gets its ReadyForQuery.
+      protocol::write_error_response(
+          out, protocol::ErrorFields{protocol::Severity::kError, "0A000",
+                                     "the admin console only supports the simple query protocol", {}, {}});
+    } else {
+      send_and_flush(out);
+      fatal("08P01", fmt::format("unexpected message type '{}' on the admin console", f.type));
+      return;
+    }
+  }
+  in_.erase(0, pos);
+  if (state_ == State::kAdmin && !out.empty()) send_and_flush(out);
+}
+
+std::string ClientConn::application_name() const {
+  for (const auto& [k, v] : params_) {
+    if (iequals(k, "application_name")) return v;
+  }
+  return {};
 }
 
 // ---- server assignment ----

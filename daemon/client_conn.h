@@ -35,6 +35,7 @@ class ClientConn final : public SocketOwner {
     kWaitServer,    // logged in, holding the client's first bytes until the pool hands out a server
     kSync,          // server assigned for a transaction; re-applying the client's parameters first
     kLinked,        // relaying to server_
+    kAdmin,         // logged in to the admin console: each Query is answered by the daemon itself
     kClosed,        // done; the daemon frees it at the end of the loop iteration
   };
 
@@ -55,6 +56,9 @@ class ClientConn final : public SocketOwner {
   [[nodiscard]] std::int32_t cancel_key() const { return cancel_key_; }
   [[nodiscard]] ServerConn* server() const { return server_; }
   [[nodiscard]] std::chrono::steady_clock::time_point connected_at() const { return connected_at_; }
+  [[nodiscard]] std::chrono::system_clock::time_point connected_wall() const { return connected_wall_; }
+  [[nodiscard]] std::string application_name() const;
+  [[nodiscard]] bool is_admin() const { return admin_; }
   [[nodiscard]] bool logged_in() const;
 
   // --- from the server side ---
@@ -93,6 +97,8 @@ class ClientConn final : public SocketOwner {
   void handle_startup_packet(std::string_view data);
   void handle_auth_bytes(std::string_view data);
   void handle_auth_message(char type, std::string_view body);
+  void admin_login();
+  void handle_admin_bytes(std::string_view data);
   void begin_auth();
   void auth_ok();
   void after_login_server(ServerConn* s);
@@ -112,6 +118,8 @@ class ClientConn final : public SocketOwner {
   State state_ = State::kStartup;
   Socket sock_;
   std::chrono::steady_clock::time_point connected_at_;
+  std::chrono::system_clock::time_point connected_wall_ = std::chrono::system_clock::now();
+  bool admin_ = false;  // logged in to the admin console (database "pooler")
   std::string in_;  // unparsed bytes before login, and client bytes held while waiting for a server
   // Client bytes still in the loop's read buffer while the pool is asked for a server (see need_server).
   std::string_view held_view_;

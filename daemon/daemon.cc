@@ -66,6 +66,7 @@ Daemon::Daemon(config::Config cfg) : config_(std::move(cfg)) {
 
 Daemon::~Daemon() {
   listeners_.clear();
+  http_.reset();
   // close() retires the client (erasing it from clients_), so not while iterating clients_.
   std::vector<ClientConn*> all;
   for (auto& [id, c] : clients_) all.push_back(c.get());
@@ -158,6 +159,7 @@ PoolRuntime* Daemon::pool_for(const config::Database& db, const std::string& use
   auto pool = std::make_unique<PoolRuntime>(*this, db, user, server_params(db, user),
                                             config_.pooler.health_check_period, host_set(db));
   PoolRuntime* raw = pool.get();
+  if (paused_all_) raw->pause();
   pools_.emplace(key, std::move(pool));
   spdlog::info("event=pool_created pool={}/{} mode={} pool_size={} max_overflow={}", db.name, user,
                db.pool_mode == config::PoolMode::kSession ? "session" : "transaction", db.pool_size,
@@ -170,6 +172,7 @@ std::expected<void, std::string> Daemon::reload() {
   if (!next) {
     for (const auto& e : next.error()) spdlog::error("event=reload_failed error={}", log_value(e.to_string()));
     ++reloads_failed_;
+    metrics_.process().config_reloads_failure.Increment();
     return std::unexpected(fmt::format("{} error(s) in {}; first: {}", next.error().size(), config_.path,
                                        next.error().front().to_string()));
   }
@@ -227,6 +230,9 @@ std::expected<void, std::string> Daemon::reload() {
   }
   for (ClientConn* c : affected) c->on_pool_retired();
   ++reloads_ok_;
+  metrics_.process().config_reloads_success.Increment();
+  metrics_.process().config_last_reload_timestamp_seconds.Set(
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
   spdlog::info("event=reloaded config={} databases_added={} databases_removed={} databases_changed={} users_changed={}",
                config_.path, d.added_databases.size(), d.removed_databases.size(), d.changed_databases.size(),
                d.added_users.size() + d.removed_users.size() + d.changed_users.size());
@@ -386,6 +392,7 @@ void Daemon::accept_ready(Listener& l) {
       setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     }
     std::uint64_t id = next_client_id_++;
+    metrics_.process().client_connections_accepted.Increment();
     auto c = std::make_unique<ClientConn>(*this, id, l.tcp ? sockaddr_to_string(ss) : "unix");
     ClientConn* raw = c.get();
     clients_.emplace(id, std::move(c));
@@ -471,6 +478,19 @@ int Daemon::run() {
     });
     spdlog::info("event=listening addr={}", l->label);
   }
+  if (!config_.pooler.metrics_listen.empty()) {
+    metrics_.set_before_scrape([this] { refresh_metrics(); });
+    HttpHandlers handlers;
+    handlers.metrics = [this] { return metrics_.serialize(); };
+    handlers.ready = [this] { return readiness(); };
+    http_ = std::make_unique<HttpServer>(&loop_, std::move(handlers));
+    if (auto ok = http_->listen(config_.pooler.metrics_listen); !ok) {
+      spdlog::critical("event=listen_failed metrics_listen={} error={}", config_.pooler.metrics_listen,
+                       log_value(ok.error()));
+      return 1;
+    }
+    spdlog::info("event=metrics_listening addr={} port={}", config_.pooler.metrics_listen, http_->port());
+  }
   check_ = UvHandle<uv_check_t>::make();
   uv_check_init(&loop_, check_.get());
   check_->data = this;
@@ -490,6 +510,275 @@ int Daemon::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   spdlog::info("event=stopped");
   return 0;
+}
+
+}  // namespace pooler::daemon
+
+namespace pooler::daemon {
+
+namespace {
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+// "1.2.3.4:5678" / "[::1]:5678" / "unix" → address and port.
+std::pair<std::string, int> split_peer(const std::string& peer) {
+  auto colon = peer.rfind(':');
+  if (colon == std::string::npos) return {peer, 0};
+  std::string addr = peer.substr(0, colon);
+  if (addr.size() >= 2 && addr.front() == '[' && addr.back() == ']') addr = addr.substr(1, addr.size() - 2);
+  return {addr, std::atoi(peer.c_str() + colon + 1)};
+}
+
+const char* client_state_name(const ClientConn& c) {
+  switch (c.state()) {
+    case ClientConn::State::kLinked:
+    case ClientConn::State::kAdmin:
+      return "active";
+    case ClientConn::State::kLoginWait:
+    case ClientConn::State::kLoginSync:
+    case ClientConn::State::kWaitServer:
+    case ClientConn::State::kSync:
+      return "waiting";
+    case ClientConn::State::kReady:
+      return "idle";
+    case ClientConn::State::kStartup:
+    case ClientConn::State::kAuth:
+    case ClientConn::State::kClosed:
+      return "login";
+  }
+  return "login";
+}
+
+}  // namespace
+
+void Daemon::refresh_metrics() {
+  metrics_.process().client_connections.Set(static_cast<double>(clients_.size()));
+  struct Counts {
+    int active = 0, waiting = 0, idle = 0;
+  };
+  std::map<const PoolRuntime*, Counts> counts;
+  for (const auto& [id, c] : clients_) {
+    if (c->pool() == nullptr) continue;
+    std::string_view st = client_state_name(*c);
+    Counts& n = counts[c->pool()];
+    if (st == "active") ++n.active;
+    if (st == "waiting") ++n.waiting;
+    if (st == "idle") ++n.idle;
+  }
+  for (auto& [key, pool] : pools_) {
+    pool->refresh_metrics();
+    Counts n = counts[pool.get()];
+    pool->metrics().clients_active.Set(n.active);
+    pool->metrics().clients_waiting.Set(n.waiting);
+    pool->metrics().clients_idle.Set(n.idle);
+  }
+  for (auto& [db, hosts] : host_sets_) {
+    for (const auto& h : hosts->hosts()) {
+      HostMetrics& hm = metrics_.host(db, h.label);
+      hm.up.Set(h.state == pool::HostState::kUp ? 1 : 0);
+      hm.consecutive_failures.Set(h.consecutive_failures);
+    }
+  }
+}
+
+std::pair<bool, std::string> Daemon::readiness() const {
+  if (shutting_down_) return {false, "shutting down\n"};
+  if (listeners_.empty()) return {false, "not listening\n"};
+  std::string down;
+  for (const auto& [name, db] : config_.databases) {
+    auto it = host_sets_.find(name);
+    // A database no client has used yet has no host state: not known to be down.
+    if (it != host_sets_.end() && !it->second->any_up()) down += fmt::format("database {}: no backend up\n", name);
+  }
+  if (!down.empty()) return {false, down};
+  return {true, "ready\n"};
+}
+
+std::vector<AdminPool> Daemon::pools() {
+  std::vector<AdminPool> out;
+  auto now = std::chrono::steady_clock::now();
+  for (auto& [key, pool] : pools_) {
+    if (pool->retired()) continue;
+    pool::Pool::Stats st = pool->pool().stats();
+    AdminPool row;
+    row.database = key.first;
+    row.user = key.second;
+    row.pool_mode = pool->mode() == config::PoolMode::kSession ? "session" : "transaction";
+    for (const auto& [id, c] : clients_) {
+      if (c->pool() != pool.get()) continue;
+      std::string_view s = client_state_name(*c);
+      if (s == "active") ++row.cl_active;
+      if (s == "waiting") ++row.cl_waiting;
+      if (s == "idle") ++row.cl_idle;
+    }
+    row.sv_active = st.active + st.resetting;
+    row.sv_idle = st.idle;
+    row.sv_tested = st.pinging;
+    row.sv_login = st.opening;
+    if (st.oldest_waiter_since) row.maxwait_seconds = std::chrono::duration<double>(now - *st.oldest_waiter_since).count();
+    row.pool_size = pool->database().pool_size;
+    row.max_overflow = pool->database().max_overflow;
+    row.overflow_in_use = st.overflow_in_use;
+    row.paused = pool->paused();
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+std::vector<AdminClient> Daemon::clients() {
+  std::vector<AdminClient> out;
+  for (const auto& [id, c] : clients_) {
+    AdminClient row;
+    row.id = id;
+    row.user = c->user();
+    row.database = c->database();
+    row.state = client_state_name(*c);
+    auto [addr, port] = split_peer(c->peer());
+    row.addr = addr;
+    row.port = port;
+    row.connect_time = iso_time(c->connected_wall());
+    row.application_name = c->application_name();
+    if (c->server() != nullptr) row.server_id = c->server()->id();
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+std::vector<AdminServer> Daemon::servers() {
+  std::vector<AdminServer> out;
+  for (auto& [key, pool] : pools_) {
+    for (const auto& [id, s] : pool->connections()) {
+      AdminServer row;
+      row.id = id;
+      row.user = key.second;
+      row.database = key.first;
+      switch (s->state()) {
+        case ServerConn::State::kConnecting: row.state = "login"; break;
+        case ServerConn::State::kIdle: row.state = "idle"; break;
+        case ServerConn::State::kLinked: row.state = "active"; break;
+        case ServerConn::State::kInternal: row.state = "tested"; break;
+        case ServerConn::State::kClosed: row.state = "closed"; break;
+      }
+      auto [addr, port] = split_peer(s->host_label());
+      row.addr = addr;
+      row.port = port;
+      auto age = std::chrono::steady_clock::now() - s->created_at;
+      row.connect_time = iso_time(std::chrono::system_clock::now() -
+                                  std::chrono::duration_cast<std::chrono::system_clock::duration>(age));
+      row.backend_pid = s->backend_pid();
+      if (s->client() != nullptr) row.client_id = s->client()->id();
+      out.push_back(std::move(row));
+    }
+  }
+  return out;
+}
+
+std::vector<AdminStats> Daemon::stats() {
+  std::map<std::string, AdminStats> by_db;
+  for (const auto& [name, db] : config_.databases) by_db[name].database = name;
+  for (auto& [key, pool] : pools_) {
+    AdminStats& s = by_db[key.first];
+    s.database = key.first;
+    const PoolTotals& t = pool->totals();
+    s.total_xact_count += t.xacts;
+    s.total_query_count += t.queries;
+    s.total_received += t.received;
+    s.total_sent += t.sent;
+    s.total_xact_time_us += t.xact_time_us;
+    s.total_wait_time_us += t.wait_time_us;
+  }
+  std::vector<AdminStats> out;
+  for (auto& [name, s] : by_db) out.push_back(std::move(s));
+  return out;
+}
+
+std::vector<AdminDatabase> Daemon::databases() {
+  std::vector<AdminDatabase> out;
+  for (const auto& [name, db] : config_.databases) {
+    AdminDatabase row;
+    row.name = name;
+    if (!db.hosts.empty()) {
+      row.host = db.hosts.front().host;
+      row.port = db.hosts.front().port;
+    }
+    row.database = db.dbname;
+    row.force_user = db.user.value_or("");
+    row.pool_mode = db.pool_mode == config::PoolMode::kSession ? "session" : "transaction";
+    row.pool_size = db.pool_size;
+    row.min_pool_size = db.min_pool_size;
+    row.max_overflow = db.max_overflow;
+    bool any = false, all_paused = true;
+    for (auto& [key, pool] : pools_) {
+      if (key.first != name || pool->retired()) continue;
+      any = true;
+      all_paused = all_paused && pool->paused();
+      row.current_connections += pool->pool().stats().total;
+    }
+    row.paused = any ? all_paused : paused_all_;
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> Daemon::config_values() {
+  const config::Pooler& p = config_.pooler;
+  std::string admins;
+  for (const auto& a : p.admin_users) admins += (admins.empty() ? "" : ",") + a;
+  static constexpr const char* kAuth[] = {"trust", "md5", "scram-sha-256"};
+  return {
+      {"config_file", config_.path},
+      {"listen_addr", p.listen_addr},
+      {"listen_port", std::to_string(p.listen_port)},
+      {"unix_socket_dir", p.unix_socket_dir},
+      {"auth_type", kAuth[static_cast<int>(p.auth_type)]},
+      {"admin_users", admins},
+      {"max_client_conn", std::to_string(p.max_client_conn)},
+      {"log_level", p.log_level},
+      {"log_format", p.log_format == config::LogFormat::kJson ? "json" : "text"},
+      {"metrics_listen", p.metrics_listen},
+      {"max_message_size", std::to_string(p.max_message_size)},
+      {"client_login_timeout", fmt::format("{}", p.client_login_timeout.count())},
+      {"shutdown_timeout", fmt::format("{}", p.shutdown_timeout.count())},
+      {"health_check_period", fmt::format("{}", p.health_check_period.count())},
+  };
+}
+
+std::expected<void, std::string> Daemon::pause(std::optional<std::string> db) {
+  if (!db) paused_all_ = true;
+  for (auto& [key, pool] : pools_) {
+    if (!db || key.first == *db) pool->pause();
+  }
+  spdlog::info("event=paused database={}", db ? log_value(*db) : "*");
+  return {};
+}
+
+std::expected<void, std::string> Daemon::resume(std::optional<std::string> db) {
+  if (!db) paused_all_ = false;
+  for (auto& [key, pool] : pools_) {
+    if (!db || key.first == *db) pool->resume();
+  }
+  spdlog::info("event=resumed database={}", db ? log_value(*db) : "*");
+  return {};
+}
+
+std::expected<void, std::string> Daemon::kill(const std::string& db) {
+  for (auto& [key, pool] : pools_) {
+    if (key.first == db) pool->kill();
+  }
+  spdlog::info("event=killed database={}", log_value(db));
+  return {};
+}
+
+std::expected<void, std::string> Daemon::shutdown() {
+  shutdown(true);
+  return {};
 }
 
 }  // namespace pooler::daemon

@@ -16,6 +16,9 @@
 
 #include "config/config.h"
 #include "pool/host_set.h"
+#include "daemon/admin_console.h"
+#include "daemon/http_server.h"
+#include "daemon/metrics.h"
 #include "daemon/uv_handle.h"
 #include "protocol/scram.h"
 
@@ -34,7 +37,7 @@ struct UserAuth {
   std::optional<protocol::ScramSecret> scram;  // parsed, or derived from a plain password with a random salt
 };
 
-class Daemon {
+class Daemon final : public AdminBackend {
  public:
   explicit Daemon(config::Config cfg);
   Daemon(const Daemon&) = delete;
@@ -62,10 +65,25 @@ class Daemon {
 
   [[nodiscard]] std::size_t client_count() const { return clients_.size(); }
   [[nodiscard]] bool shutting_down() const { return shutting_down_; }
+  [[nodiscard]] Metrics& metrics() { return metrics_; }
+  // /readyz: listening, and every configured database has a backend host not known to be down.
+  [[nodiscard]] std::pair<bool, std::string> readiness() const;
+
+  // AdminBackend (the `pooler` console)
+  std::vector<AdminPool> pools() override;
+  std::vector<AdminClient> clients() override;
+  std::vector<AdminServer> servers() override;
+  std::vector<AdminStats> stats() override;
+  std::vector<AdminDatabase> databases() override;
+  std::vector<std::pair<std::string, std::string>> config_values() override;
+  std::expected<void, std::string> pause(std::optional<std::string> db) override;
+  std::expected<void, std::string> resume(std::optional<std::string> db) override;
+  std::expected<void, std::string> kill(const std::string& db) override;
+  std::expected<void, std::string> shutdown() override;
 
   // Re-reads the config file and applies it in place (SIGHUP, admin RELOAD). On error the running config
   // stays and the errors are logged with file:line:column.
-  std::expected<void, std::string> reload();
+  std::expected<void, std::string> reload() override;
   [[nodiscard]] std::uint64_t reloads_ok() const { return reloads_ok_; }
   [[nodiscard]] std::uint64_t reloads_failed() const { return reloads_failed_; }
 
@@ -87,8 +105,12 @@ class Daemon {
   void free_retired();
   void janitor();
 
+  void refresh_metrics();
+
   config::Config config_;
   uv_loop_t loop_{};
+  Metrics metrics_;
+  std::unique_ptr<HttpServer> http_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<std::string, UserAuth> users_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<PoolRuntime>> pools_;
@@ -109,6 +131,7 @@ class Daemon {
   std::uint64_t next_client_id_ = 1;
   std::int32_t next_cancel_pid_ = 1;
   bool shutting_down_ = false;
+  bool paused_all_ = false;  // PAUSE without a database: pools created later start paused too
   std::chrono::steady_clock::time_point shutdown_deadline_{};
   std::string unix_socket_path_;
 };

@@ -18,6 +18,20 @@ pool::Duration to_duration(config::Seconds s) {
   return std::chrono::duration_cast<pool::Duration>(s);
 }
 
+CloseReason metrics_reason(pool::CloseReason r) {
+  switch (r) {
+    case pool::CloseReason::kRecycle: return CloseReason::kRecycle;
+    case pool::CloseReason::kIdleTimeout: return CloseReason::kIdle;
+    case pool::CloseReason::kOverflow: return CloseReason::kOverflow;
+    case pool::CloseReason::kError: return CloseReason::kError;
+    case pool::CloseReason::kInvalidated: return CloseReason::kInvalidated;
+    case pool::CloseReason::kShrink: return CloseReason::kShrink;
+    case pool::CloseReason::kPingFailed: return CloseReason::kPingFailed;
+    case pool::CloseReason::kResetFailed: return CloseReason::kResetFailed;
+  }
+  return CloseReason::kError;
+}
+
 pool::Options pool_options(const config::Database& db) {
   pool::Options o;
   o.pool_size = db.pool_size;
@@ -130,6 +144,7 @@ PoolRuntime::PoolRuntime(Daemon& daemon, config::Database db, std::string user, 
       params_(std::move(params)),
       health_check_period_(health_check_period),
       pool_(name_, pool_options(db_)),
+      metrics_(daemon.metrics().pool(db_.name, user_)),
       hosts_(hosts),
       prober_(std::make_unique<Prober>(*this)) {
   switch (db_.target_session_attrs) {
@@ -201,13 +216,18 @@ void PoolRuntime::reconfigure(const config::Database& db, ServerConnParams param
 }
 
 void PoolRuntime::request(ClientConn* c) {
-  waiters_[c->id()] = c;
+  if (paused_) {
+    paused_waiters_.push_back(c);
+    return;
+  }
+  waiters_[c->id()] = Waiting{c, now()};
   std::vector<pool::Action> actions;
   pool_.checkout(c->id(), now(), actions);
   run(actions);
 }
 
 void PoolRuntime::cancel_request(ClientConn* c) {
+  std::erase(paused_waiters_, c);
   if (waiters_.erase(c->id()) == 0) return;
   // If its AssignConn is already under way the connection comes back through release().
   pool_.cancel_waiter(c->id());
@@ -301,6 +321,7 @@ void PoolRuntime::carry_out(const pool::Action& action) {
       connect_next(open->conn);
     }
   } else if (const auto* close = std::get_if<pool::CloseConn>(&action)) {
+    metrics_.server_connections_closed(metrics_reason(close->reason)).Increment();
     spdlog::debug("event=server_close pool={} server={} reason={}", name_, close->conn, pool::to_string(close->reason));
     drop(close->conn);
   } else if (const auto* ping = std::get_if<pool::PingConn>(&action)) {
@@ -352,15 +373,19 @@ void PoolRuntime::carry_out(const pool::Action& action) {
       // The waiter left after the decision was made: give the connection straight back.
       if (s != nullptr) pool_.checkin(assign->conn, now(), next);
     } else {
-      ClientConn* c = w->second;
+      ClientConn* c = w->second.client;
+      auto waited = std::chrono::duration_cast<std::chrono::microseconds>(now() - w->second.since);
+      metrics_.checkout_wait_seconds.Observe(static_cast<double>(waited.count()) / 1e6);
+      totals_.wait_time_us += static_cast<std::uint64_t>(waited.count());
       waiters_.erase(w);
       c->on_server_assigned(s);
     }
   } else if (const auto* fail = std::get_if<pool::FailWaiter>(&action)) {
     auto w = waiters_.find(fail->waiter);
     if (w != waiters_.end()) {
-      ClientConn* c = w->second;
+      ClientConn* c = w->second.client;
       waiters_.erase(w);
+      if (fail->reason == pool::FailReason::kTimeout) metrics_.timeouts.Increment();
       protocol::ErrorFields e;
       e.severity = protocol::Severity::kError;
       e.sqlstate = fail->reason == pool::FailReason::kTimeout ? "53300" : "08006";
@@ -396,6 +421,45 @@ void PoolRuntime::on_timer(uv_timer_t* t) noexcept {
   self->run(actions);
 }
 
+void PoolRuntime::refresh_metrics() {
+  pool::Pool::Stats st = pool_.stats();
+  metrics_.pool_size.Set(db_.pool_size);
+  metrics_.max_overflow.Set(db_.max_overflow);
+  metrics_.servers_idle.Set(st.idle);
+  metrics_.servers_active.Set(st.active + st.resetting);
+  metrics_.servers_opening.Set(st.opening);
+  metrics_.servers_testing.Set(st.pinging);
+  metrics_.overflow_in_use.Set(st.overflow_in_use);
+  if (st.ping_failures_total > seen_ping_failures_) {
+    metrics_.pre_ping_failures.Increment(static_cast<double>(st.ping_failures_total - seen_ping_failures_));
+    seen_ping_failures_ = st.ping_failures_total;
+  }
+  if (st.invalidations_total > seen_invalidations_) {
+    metrics_.invalidations.Increment(static_cast<double>(st.invalidations_total - seen_invalidations_));
+    seen_invalidations_ = st.invalidations_total;
+  }
+}
+
+void PoolRuntime::pause() { paused_ = true; }
+
+void PoolRuntime::resume() {
+  paused_ = false;
+  std::vector<ClientConn*> waiting = std::move(paused_waiters_);
+  paused_waiters_.clear();
+  for (ClientConn* c : waiting) request(c);
+}
+
+void PoolRuntime::kill() {
+  std::vector<ClientConn*> linked;
+  for (auto& [id, s] : conns_) {
+    if (s->client() != nullptr) linked.push_back(s->client());
+  }
+  for (ClientConn* c : linked) c->fatal("57P01", "terminating connection: database killed by the pooler's admin");
+  std::vector<pool::Action> actions;
+  pool_.invalidate(now(), actions);
+  run(actions);
+}
+
 void PoolRuntime::on_health_timer(uv_timer_t* t) noexcept {
   auto* self = static_cast<PoolRuntime*>(t->data);
   if (self == nullptr) return;
@@ -424,6 +488,8 @@ bool PoolRuntime::connect_next(std::uint64_t id) {
   a.started = now();
   auto s = std::make_unique<ServerConn>(daemon_.loop(), this, id);
   ServerConn* raw = s.get();
+  raw->set_accounting(&metrics_, &totals_);
+  raw->set_host_index(a.host);
   conns_[id] = std::move(s);
   spdlog::debug("event=server_connecting pool={} server={} host={}", name_, id, hosts_->label(a.host));
   raw->connect(params_for(a.host));
@@ -433,8 +499,11 @@ bool PoolRuntime::connect_next(std::uint64_t id) {
 void PoolRuntime::on_server_connected(ServerConn* s) {
   spdlog::debug("event=server_connected pool={} server={} host={} backend_pid={}", name_, s->id(), s->host_label(),
                 s->backend_pid());
+  metrics_.server_connections_opened.Increment();
   if (auto it = attempts_.find(s->id()); it != attempts_.end()) {
     hosts_->connected(it->second.host, role_of(*s), now());
+    auto took = std::chrono::duration<double>(now() - it->second.started).count();
+    daemon_.metrics().host(db_.name, hosts_->label(it->second.host)).connect_duration_seconds.Observe(took);
     attempts_.erase(it);
   }
   if (login_params_.empty()) login_params_ = s->params();
@@ -445,6 +514,7 @@ void PoolRuntime::on_server_connected(ServerConn* s) {
 
 void PoolRuntime::on_server_connect_failed(ServerConn* s, std::string error) {
   std::uint64_t id = s->id();
+  metrics_.server_connections_failed.Increment();
   auto it = attempts_.find(id);
   if (it != attempts_.end()) {
     const std::size_t host = it->second.host;
@@ -498,9 +568,12 @@ void PoolRuntime::on_server_lost(ServerConn* s, std::string reason) {
   std::vector<pool::Action> actions;
   pool_.lost(id, now(), actions);
   if (s->shutdown_seen()) {
-    // The server restarted or is shutting down: every connection opened before now is suspect.
+    // The server restarted or is shutting down: every connection opened before now is suspect, and the
+    // host is down until a probe (or a client's connect) finds it back.
     spdlog::warn("event=pool_invalidated pool={} reason=\"server shutdown\"", name_);
     pool_.invalidate(now(), actions);
+    hosts_->failed(s->host_index(), fmt::format("{}: {}", hosts_->label(s->host_index()), reason), now());
+    arm_probe_timer();
   }
   drop(id);
   run(actions);

@@ -35,6 +35,23 @@ class PoolRuntime final : public ServerConnOwner {
   [[nodiscard]] const config::Database& database() const { return db_; }
   [[nodiscard]] config::PoolMode mode() const { return db_.pool_mode; }
   [[nodiscard]] const pool::Pool& pool() const { return pool_; }
+  [[nodiscard]] const std::string& user() const { return user_; }
+  [[nodiscard]] const PoolTotals& totals() const { return totals_; }
+  [[nodiscard]] PoolMetrics& metrics() { return metrics_; }
+  [[nodiscard]] pool::HostSet* hosts() const { return hosts_; }
+  // Server connections, for SHOW SERVERS.
+  [[nodiscard]] const std::unordered_map<std::uint64_t, std::unique_ptr<ServerConn>>& connections() const {
+    return conns_;
+  }
+  // Copies the pool's state into its gauges and turns its event counts into counter increments (scrape).
+  void refresh_metrics();
+
+  // PAUSE: no new checkouts (clients that need a server wait, without pool_timeout) until resume().
+  void pause();
+  void resume();
+  [[nodiscard]] bool paused() const { return paused_; }
+  // KILL: every server connection goes; clients using one are disconnected.
+  void kill();
   // ParameterStatus values of the first server connection this pool opened: what a transaction-mode client
   // is told at login without taking a server connection. Empty until one has connected.
   [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& login_params() const { return login_params_; }
@@ -93,7 +110,17 @@ class PoolRuntime final : public ServerConnOwner {
   config::Seconds health_check_period_;
   pool::Pool pool_;
   std::unordered_map<std::uint64_t, std::unique_ptr<ServerConn>> conns_;
-  std::unordered_map<std::uint64_t, ClientConn*> waiters_;  // WaiterId (client id) → client
+  struct Waiting {
+    ClientConn* client;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::unordered_map<std::uint64_t, Waiting> waiters_;  // WaiterId (client id) → client
+  std::vector<ClientConn*> paused_waiters_;  // asked while paused; they ask the pool on resume()
+  bool paused_ = false;
+  PoolMetrics& metrics_;
+  PoolTotals totals_;
+  std::uint64_t seen_ping_failures_ = 0;
+  std::uint64_t seen_invalidations_ = 0;
   UvHandle<uv_timer_t> timer_;
   UvHandle<uv_timer_t> health_timer_;  // every health_check_period: ping connections idle that long
   UvHandle<uv_timer_t> probe_timer_;   // when a down host's backoff ends: try it again in the background

@@ -79,6 +79,7 @@ struct ServerConn::RelayHandler {
         if (s.outstanding_ > 0) --s.outstanding_;
         s.copy_in_ = s.copy_out_ = false;
         rfq_seen = true;
+        if (s.tx_status_ == 'I' && s.in_tx_) s.end_transaction();
         // Stop so the client can act on the boundary (transaction mode releases here).
         return protocol::ScanStep::kStopAfter;
       case 'S': {
@@ -310,14 +311,40 @@ void ServerConn::link(ClientConn* client) {
 
 void ServerConn::unlink() {
   client_ = nullptr;
+  in_tx_ = false;
   drain_waiter_ = nullptr;
   if (state_ == State::kLinked) state_ = State::kIdle;
   paused_ = false;
   if (sock_.is_open()) sock_.set_reading(true);
 }
 
+void ServerConn::end_transaction() {
+  in_tx_ = false;
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - tx_start_);
+  if (metrics_ != nullptr) {
+    metrics_->transactions.Increment();
+    metrics_->transaction_duration_seconds.Observe(static_cast<double>(us.count()) / 1e6);
+  }
+  if (totals_ != nullptr) {
+    ++totals_->xacts;
+    totals_->xact_time_us += static_cast<std::uint64_t>(us.count());
+  }
+}
+
 bool ServerConn::send_from_client(std::string_view bytes, int new_requests) {
   outstanding_ += new_requests;
+  if (!in_tx_) {
+    in_tx_ = true;
+    tx_start_ = std::chrono::steady_clock::now();
+  }
+  if (metrics_ != nullptr) {
+    metrics_->client_to_server_bytes.Increment(static_cast<double>(bytes.size()));
+    if (new_requests > 0) metrics_->queries.Increment(new_requests);
+  }
+  if (totals_ != nullptr) {
+    totals_->received += bytes.size();
+    totals_->queries += static_cast<std::uint64_t>(new_requests);
+  }
   if (!sock_.send(bytes)) {
     lost("write to server failed");
     return false;
@@ -475,6 +502,8 @@ void ServerConn::process(std::string_view data) {
       std::string_view chunk = data.substr(0, res->consumed);
       data.remove_prefix(res->consumed);
       if (client == nullptr) continue;
+      if (metrics_ != nullptr) metrics_->server_to_client_bytes.Increment(static_cast<double>(chunk.size()));
+      if (totals_ != nullptr) totals_->sent += chunk.size();
       std::size_t backlog = client->deliver(chunk);
       if (state_ != State::kLinked || client_ != client) continue;
       if (backlog > kClientHighWater) pause_reading(true);

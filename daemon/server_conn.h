@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/metrics.h"
 #include "daemon/socket.h"
 #include "daemon/uv_handle.h"
 #include "protocol/stream_scanner.h"
@@ -20,6 +21,11 @@ namespace pooler::daemon {
 
 class ClientConn;
 class ServerConn;
+
+// Running totals of a pool, for SHOW STATS (the Prometheus counters hold the same, by label).
+struct PoolTotals {
+  std::uint64_t xacts = 0, queries = 0, received = 0, sent = 0, xact_time_us = 0, wait_time_us = 0;
+};
 
 // Told about a server connection's life; implemented by the pool runtime that owns the connection.
 class ServerConnOwner {
@@ -121,6 +127,15 @@ class ServerConn final : public SocketOwner {
   // Closes the connection (sending Terminate when the stream is clean). Idempotent.
   void close();
 
+  // Where relayed traffic is counted (owned by the pool; set before connect()).
+  void set_accounting(PoolMetrics* metrics, PoolTotals* totals) {
+    metrics_ = metrics;
+    totals_ = totals;
+  }
+  // Which host of its database's HostSet this connection went to.
+  void set_host_index(std::size_t i) { host_index_ = i; }
+  [[nodiscard]] std::size_t host_index() const { return host_index_; }
+
   // Time bookkeeping for the pool and the janitor.
   std::chrono::steady_clock::time_point created_at;
 
@@ -143,6 +158,7 @@ class ServerConn final : public SocketOwner {
   void on_internal_timeout();
   void finish_internal();
   void note_error(std::string_view body);
+  void end_transaction();
 
   uv_loop_t* loop_;
   ServerConnOwner* owner_;
@@ -155,6 +171,11 @@ class ServerConn final : public SocketOwner {
   std::chrono::duration<double> internal_timeout_{5.0};
   std::chrono::duration<double> drain_timeout_{30.0};
   bool shutdown_seen_ = false;
+  PoolMetrics* metrics_ = nullptr;
+  PoolTotals* totals_ = nullptr;
+  std::size_t host_index_ = SIZE_MAX;
+  bool in_tx_ = false;  // client work sent since the last ReadyForQuery 'I'
+  std::chrono::steady_clock::time_point tx_start_{};
   protocol::StreamScanner scanner_;
   ClientConn* client_ = nullptr;
   int backend_pid_ = 0;
