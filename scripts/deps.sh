@@ -7,6 +7,8 @@ packages=(
   build-essential cmake pkg-config
   libuv1-dev libpq-dev libtomlplusplus-dev prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libssl-dev
   postgresql-15 postgresql-client-15 pgbouncer
+  # tests/deploy: systemd-analyze verify, dpkg-shlibdeps for cpack's .deb, Debian's python3 with yaml
+  systemd dpkg-dev python3-yaml
 )
 
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
