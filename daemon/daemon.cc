@@ -20,6 +20,7 @@
 #include "config/diff.h"
 #include "daemon/client_conn.h"
 #include "daemon/logging.h"
+#include "daemon/sd_notify.h"
 #include "daemon/pool_runtime.h"
 #include "daemon/server_conn.h"
 #include "protocol/md5_auth.h"
@@ -168,6 +169,17 @@ PoolRuntime* Daemon::pool_for(const config::Database& db, const std::string& use
 }
 
 std::expected<void, std::string> Daemon::reload() {
+  notify_reloading("reloading configuration");
+  auto result = apply_reload();
+  notify_ready(result ? status_line() : fmt::format("reload failed, old config kept: {}", result.error()));
+  return result;
+}
+
+std::string Daemon::status_line() const {
+  return fmt::format("{} clients, {} pools", clients_.size(), pools_.size());
+}
+
+std::expected<void, std::string> Daemon::apply_reload() {
   auto next = config::load_file(config_.path);
   if (!next) {
     for (const auto& e : next.error()) spdlog::error("event=reload_failed error={}", log_value(e.to_string()));
@@ -444,6 +456,7 @@ void Daemon::janitor() {
 void Daemon::shutdown(bool fast) {
   if (!shutting_down_) {
     spdlog::info("event=shutdown mode={}", fast ? "fast" : "drain");
+    notify_stopping(fast ? "stopping" : "draining clients");
     shutdown_deadline_ = std::chrono::steady_clock::now() +
                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(config_.pooler.shutdown_timeout);
   }
@@ -491,6 +504,13 @@ int Daemon::run() {
     }
     spdlog::info("event=metrics_listening addr={} port={}", config_.pooler.metrics_listen, http_->port());
   }
+  // Learn every database's host state now, for /readyz and so the first client finds a known-good host.
+  for (const auto& [name, db] : config_.databases) {
+    std::string probe_user = db.user.value_or(config_.users.empty() ? std::string() : config_.users.begin()->first);
+    if (probe_user.empty()) continue;
+    std::string err;
+    if (PoolRuntime* p = pool_for(db, probe_user, err)) p->probe_all();
+  }
   check_ = UvHandle<uv_check_t>::make();
   uv_check_init(&loop_, check_.get());
   check_->data = this;
@@ -507,6 +527,7 @@ int Daemon::run() {
     signals_.push_back(std::move(h));
   }
   std::signal(SIGPIPE, SIG_IGN);
+  notify_ready(status_line());
   uv_run(&loop_, UV_RUN_DEFAULT);
   spdlog::info("event=stopped");
   return 0;
@@ -594,8 +615,9 @@ std::pair<bool, std::string> Daemon::readiness() const {
   std::string down;
   for (const auto& [name, db] : config_.databases) {
     auto it = host_sets_.find(name);
-    // A database no client has used yet has no host state: not known to be down.
-    if (it != host_sets_.end() && !it->second->any_up()) down += fmt::format("database {}: no backend up\n", name);
+    if (it == host_sets_.end() || !it->second->any_confirmed_up()) {
+      down += fmt::format("database {}: no backend reached\n", name);
+    }
   }
   if (!down.empty()) return {false, down};
   return {true, "ready\n"};

@@ -106,6 +106,8 @@ class Daemon final : public AdminBackend {
   void janitor();
 
   void refresh_metrics();
+  std::expected<void, std::string> apply_reload();
+  [[nodiscard]] std::string status_line() const;
 
   config::Config config_;
   uv_loop_t loop_{};

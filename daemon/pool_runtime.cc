@@ -80,6 +80,14 @@ std::optional<pool::HostRole> misfit_role(const std::string& error) {
   return std::nullopt;
 }
 
+// A login refusal means the server itself is up and answering.
+bool reached_server(const std::string& error) {
+  return error.find("password authentication failed") != std::string::npos ||
+         error.find("no password supplied") != std::string::npos ||
+         error.find("does not exist") != std::string::npos ||
+         error.find("no pg_hba.conf entry") != std::string::npos;
+}
+
 }  // namespace
 
 // A background connect to a down host whose backoff has ended; success marks it up again so the pool
@@ -113,6 +121,9 @@ class PoolRuntime::Prober final : public ServerConnOwner {
     const std::size_t host = it->second.first;
     if (auto role = misfit_role(error)) {
       rt_.hosts_->unfit(host, *role, now());
+    } else if (reached_server(error)) {
+      // The server answered (only our probe login was refused): the host is up.
+      rt_.hosts_->connected(host, pool::HostRole::kUnknown, now());
     } else {
       rt_.hosts_->failed(host, fmt::format("{}: {}", rt_.hosts_->label(host), error), now());
     }
@@ -308,7 +319,13 @@ void PoolRuntime::carry_out(const pool::Action& action) {
   std::vector<pool::Action> next;
   if (const auto* open = std::get_if<pool::OpenConn>(&action)) {
     Attempt a;
-    a.candidates = hosts_->candidates(want_, now());
+    if (want_ == pool::Want::kPreferStandby) {
+      // libpq's prefer-standby: every host as a standby first, then any host.
+      for (std::size_t i : hosts_->candidates(pool::Want::kStandby, now())) a.candidates.emplace_back(i, "standby");
+      for (std::size_t i : hosts_->candidates(pool::Want::kAny, now())) a.candidates.emplace_back(i, "any");
+    } else {
+      for (std::size_t i : hosts_->candidates(want_, now())) a.candidates.emplace_back(i, nullptr);
+    }
     if (a.candidates.empty()) {
       // Every host is down and backing off: fail now rather than make clients wait for pool_timeout.
       std::string err = fmt::format("no server available: every host is down (last error: {})",
@@ -469,14 +486,14 @@ void PoolRuntime::on_health_timer(uv_timer_t* t) noexcept {
   self->run(actions);
 }
 
-ServerConnParams PoolRuntime::params_for(std::size_t host) const {
+ServerConnParams PoolRuntime::params_for(std::size_t host, const char* tsa) const {
   ServerConnParams p = params_;
   const config::HostPort& hp = db_.hosts.at(host);
   p.libpq.emplace_back("host", hp.host);
   p.libpq.emplace_back("port", std::to_string(hp.port));
-  // prefer-standby is our candidate order; each single-host attempt then takes what it finds.
+  // prefer-standby is done by our candidate order (a "standby" pass, then "any"), one host per attempt.
   static constexpr const char* kTsa[] = {"any", "read-write", "read-only", "primary", "standby", "any"};
-  p.libpq.emplace_back("target_session_attrs", kTsa[static_cast<int>(db_.target_session_attrs)]);
+  p.libpq.emplace_back("target_session_attrs", tsa != nullptr ? tsa : kTsa[static_cast<int>(db_.target_session_attrs)]);
   return p;
 }
 
@@ -484,7 +501,15 @@ bool PoolRuntime::connect_next(std::uint64_t id) {
   auto it = attempts_.find(id);
   if (it == attempts_.end() || it->second.next >= it->second.candidates.size()) return false;
   Attempt& a = it->second;
-  a.host = a.candidates[a.next++];
+  const char* tsa = nullptr;
+  for (;;) {
+    if (a.next >= a.candidates.size()) return false;
+    std::tie(a.host, tsa) = a.candidates[a.next++];
+    // A host that failed earlier in this same attempt (or was found down meanwhile) is not tried twice.
+    const auto& h = hosts_->hosts();
+    if (a.host < h.size() && h[a.host].state == pool::HostState::kDown && now() < h[a.host].retry_at) continue;
+    break;
+  }
   a.started = now();
   auto s = std::make_unique<ServerConn>(daemon_.loop(), this, id);
   ServerConn* raw = s.get();
@@ -492,7 +517,7 @@ bool PoolRuntime::connect_next(std::uint64_t id) {
   raw->set_host_index(a.host);
   conns_[id] = std::move(s);
   spdlog::debug("event=server_connecting pool={} server={} host={}", name_, id, hosts_->label(a.host));
-  raw->connect(params_for(a.host));
+  raw->connect(params_for(a.host, tsa));
   return true;
 }
 
@@ -555,6 +580,10 @@ void PoolRuntime::on_probe_timer(uv_timer_t* t) noexcept {
   auto* self = static_cast<PoolRuntime*>(t->data);
   if (self == nullptr) return;
   self->probe_hosts();
+}
+
+void PoolRuntime::probe_all() {
+  for (std::size_t i = 0; i < hosts_->hosts().size(); ++i) prober_->probe(i);
 }
 
 void PoolRuntime::probe_hosts() {

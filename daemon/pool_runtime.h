@@ -52,6 +52,9 @@ class PoolRuntime final : public ServerConnOwner {
   [[nodiscard]] bool paused() const { return paused_; }
   // KILL: every server connection goes; clients using one are disconnected.
   void kill();
+  // Connects once to every host in the background (start-up), so readiness and host state are known
+  // before the first client needs them.
+  void probe_all();
   // ParameterStatus values of the first server connection this pool opened: what a transaction-mode client
   // is told at login without taking a server connection. Empty until one has connected.
   [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& login_params() const { return login_params_; }
@@ -95,7 +98,7 @@ class PoolRuntime final : public ServerConnOwner {
   void drop(std::uint64_t id);
   // Starts (or continues) opening connection `id` on the next candidate host; false when none is left.
   bool connect_next(std::uint64_t id);
-  [[nodiscard]] ServerConnParams params_for(std::size_t host) const;
+  [[nodiscard]] ServerConnParams params_for(std::size_t host, const char* tsa = nullptr) const;
   void probe_hosts();
   static void on_probe_timer(uv_timer_t* t) noexcept;
   void arm_probe_timer();
@@ -128,7 +131,8 @@ class PoolRuntime final : public ServerConnOwner {
   pool::Want want_ = pool::Want::kAny;
   // Connections being opened: the hosts still to try, in order, and which one is being tried.
   struct Attempt {
-    std::vector<std::size_t> candidates;
+    // Host and the target_session_attrs for that try (nullptr = the database's own).
+    std::vector<std::pair<std::size_t, const char*>> candidates;
     std::size_t next = 0;
     std::size_t host = 0;
     std::chrono::steady_clock::time_point started;

@@ -241,15 +241,15 @@ void ServerConn::poll_connect() {
     finish_connect();
     return;
   }
-  // libpq may switch sockets (another host of a list, or a retry without TLS).
+  // libpq may switch sockets (a retry without TLS, another address of the host), and a new socket can
+  // reuse the old descriptor number, which epoll would no longer watch: register afresh at every step
+  // (a handful of steps per connection, never on the relay path).
   int fd = PQsocket(pg_);
-  if (fd != sock_.fd()) {
-    sock_.close();
-    int rc = sock_.open(loop_, fd, false, this);
-    if (rc != 0) {
-      connect_failed(fmt::format("cannot poll server socket: {}", uv_strerror(rc)));
-      return;
-    }
+  sock_.close();
+  int rc = sock_.open(loop_, fd, false, this);
+  if (rc != 0) {
+    connect_failed(fmt::format("cannot poll server socket: {}", uv_strerror(rc)));
+    return;
   }
   bool want_read = st == PGRES_POLLING_READING;
   sock_.set_reading(want_read);

@@ -34,7 +34,15 @@ int Socket::open(uv_loop_t* loop, int fd, bool owns_fd, SocketOwner* owner) {
 
 void Socket::close() {
   poll_.reset();  // uv_close stops the poll (epoll DEL) synchronously, so the fd can be closed right after
-  if (fd_ >= 0 && owns_fd_) ::close(fd_);
+  if (fd_ >= 0 && owns_fd_) {
+    // Unread input makes close() send RST, and a RST can make the peer drop the ErrorResponse we just
+    // wrote: read what is there (bounded) and half-close first.
+    char sink[4096];
+    for (int i = 0; i < 16 && ::recv(fd_, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+    }
+    ::shutdown(fd_, SHUT_WR);
+    ::close(fd_);
+  }
   fd_ = -1;
   ssl_ = nullptr;
   events_ = 0;

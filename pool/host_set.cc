@@ -59,6 +59,7 @@ void HostSet::connected(std::size_t i, HostRole role, TimePoint /*now*/) {
   if (i >= hosts_.size()) return;  // from before a reload changed the host list
   HostStatus& h = hosts_[i];
   h.state = HostState::kUp;
+  h.confirmed = true;
   h.role = role;
   h.consecutive_failures = 0;
   h.backoff = Duration::zero();
@@ -67,19 +68,23 @@ void HostSet::connected(std::size_t i, HostRole role, TimePoint /*now*/) {
 void HostSet::failed(std::size_t i, std::string error, TimePoint now) {
   if (i >= hosts_.size()) return;  // from before a reload changed the host list
   HostStatus& h = hosts_[i];
+  h.last_error = error;
+  last_error_ = std::move(error);
+  // Many attempts started before the host went down fail together (and every idle connection is lost at
+  // once when a server shuts down): only the first failure, or one after the backoff ran out, counts.
+  if (h.state == HostState::kDown && now < h.retry_at) return;
   if (h.state != HostState::kDown) h.down_since = now;
   h.state = HostState::kDown;
   ++h.consecutive_failures;
   h.backoff = h.backoff == Duration::zero() ? base_backoff_ : std::min(h.backoff * 2, max_backoff_);
   h.retry_at = now + h.backoff;
-  h.last_error = error;
-  last_error_ = std::move(error);
 }
 
 void HostSet::unfit(std::size_t i, HostRole role, TimePoint /*now*/) {
   if (i >= hosts_.size()) return;  // from before a reload changed the host list
   HostStatus& h = hosts_[i];
   h.state = HostState::kUp;
+  h.confirmed = true;
   h.role = role;
   h.consecutive_failures = 0;
   h.backoff = Duration::zero();
@@ -108,6 +113,11 @@ const std::string& HostSet::label(std::size_t i) const {
 
 bool HostSet::any_up() const {
   return std::any_of(hosts_.begin(), hosts_.end(), [](const HostStatus& h) { return h.state == HostState::kUp; });
+}
+
+bool HostSet::any_confirmed_up() const {
+  return std::any_of(hosts_.begin(), hosts_.end(),
+                     [](const HostStatus& h) { return h.state == HostState::kUp && h.confirmed; });
 }
 
 }  // namespace pooler::pool

@@ -30,6 +30,7 @@ struct HostStatus {
   Duration backoff{};
   int consecutive_failures = 0;
   std::string last_error;
+  bool confirmed = false;  // a connection or probe reached it at least once
 };
 
 class HostSet {
@@ -56,6 +57,8 @@ class HostSet {
   [[nodiscard]] std::vector<std::size_t> due_for_retry(TimePoint now) const;
 
   [[nodiscard]] bool any_up() const;
+  // Up and actually reached at least once (readiness: an untried host does not count).
+  [[nodiscard]] bool any_confirmed_up() const;
   // "host:port" of host `i`; indexes from before a host-list change are tolerated everywhere.
   [[nodiscard]] const std::string& label(std::size_t i) const;
   [[nodiscard]] const std::vector<HostStatus>& hosts() const { return hosts_; }

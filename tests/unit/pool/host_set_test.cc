@@ -39,7 +39,7 @@ TEST(PoolHostSet, BackoffDoublesAndCaps) {
   for (Duration expect : {1s, 2s, 4s, 8s, 8s}) {
     hs.failed(0, "down", t);
     EXPECT_EQ(hs.hosts()[0].retry_at - t, expect);
-    t = hs.hosts()[0].retry_at;
+    t = hs.hosts()[0].retry_at;  // each retry fails when its backoff has run out
   }
   EXPECT_EQ(hs.hosts()[0].down_since, kT0);
   EXPECT_FALSE(hs.any_up());
@@ -47,6 +47,29 @@ TEST(PoolHostSet, BackoffDoublesAndCaps) {
   EXPECT_TRUE(hs.any_up());
   hs.failed(0, "down again", t);
   EXPECT_EQ(hs.hosts()[0].retry_at - t, 1s);
+}
+
+// Failures of attempts made before the host was known down do not escalate the backoff; one after the
+// backoff ran out does.
+TEST(PoolHostSet, SimultaneousFailuresCountOnce) {
+  HostSet hs({"a:5432"}, 1s, 30s);
+  for (int i = 0; i < 8; ++i) hs.failed(0, "refused", kT0);
+  EXPECT_EQ(hs.hosts()[0].retry_at, kT0 + 1s);
+  EXPECT_EQ(hs.hosts()[0].consecutive_failures, 1);
+  hs.failed(0, "refused", kT0 + 1s);
+  EXPECT_EQ(hs.hosts()[0].retry_at, kT0 + 3s);
+  EXPECT_EQ(hs.hosts()[0].consecutive_failures, 2);
+}
+
+// Readiness counts only hosts that were actually reached.
+TEST(PoolHostSet, ConfirmedUpNeedsAContact) {
+  HostSet hs({"a:5432", "b:5432"});
+  EXPECT_TRUE(hs.any_up());
+  EXPECT_FALSE(hs.any_confirmed_up());
+  hs.connected(1, HostRole::kUnknown, kT0);
+  EXPECT_TRUE(hs.any_confirmed_up());
+  hs.failed(1, "gone", kT0);
+  EXPECT_FALSE(hs.any_confirmed_up());
 }
 
 // Every host down and backing off: nothing to try, so callers fail fast.
