@@ -103,6 +103,7 @@ class PoolRuntime::Prober final : public ServerConnOwner {
       if (p.first == host) return;
     }
     std::uint64_t id = next_id_++;
+    spdlog::debug("event=host_probe pool={} host={}", rt_.name_, rt_.hosts_->label(host));
     auto s = std::make_unique<ServerConn>(rt_.daemon_.loop(), this, id);
     ServerConn* raw = s.get();
     probes_.emplace(id, std::make_pair(host, std::move(s)));
@@ -125,6 +126,8 @@ class PoolRuntime::Prober final : public ServerConnOwner {
       // The server answered (only our probe login was refused): the host is up.
       rt_.hosts_->connected(host, pool::HostRole::kUnknown, now());
     } else {
+      spdlog::debug("event=host_probe_failed pool={} host={} error={}", rt_.name_, rt_.hosts_->label(host),
+                    log_value(error));
       rt_.hosts_->failed(host, fmt::format("{}: {}", rt_.hosts_->label(host), error), now());
     }
     finish(it);
@@ -505,9 +508,9 @@ bool PoolRuntime::connect_next(std::uint64_t id) {
   for (;;) {
     if (a.next >= a.candidates.size()) return false;
     std::tie(a.host, tsa) = a.candidates[a.next++];
-    // A host that failed earlier in this same attempt (or was found down meanwhile) is not tried twice.
-    const auto& h = hosts_->hosts();
-    if (a.host < h.size() && h[a.host].state == pool::HostState::kDown && now() < h[a.host].retry_at) continue;
+    // A host that could not be reached earlier in this same attempt is not tried twice (prefer-standby lists
+    // each host twice: a misfit in the standby pass is still tried in the "any" pass).
+    if (std::find(a.failed.begin(), a.failed.end(), a.host) != a.failed.end()) continue;
     break;
   }
   a.started = now();
@@ -550,6 +553,7 @@ void PoolRuntime::on_server_connect_failed(ServerConn* s, std::string error) {
     } else {
       spdlog::warn("event=server_connect_failed pool={} server={} host={} error={}", name_, id, label, log_value(error));
       hosts_->failed(host, fmt::format("{}: {}", label, error), now());
+      it->second.failed.push_back(host);
     }
     error = fmt::format("{}: {}", label, error);
   }
@@ -572,7 +576,8 @@ void PoolRuntime::arm_probe_timer() {
     return;
   }
   auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(*when - now()).count();
-  std::uint64_t ms = delay <= 0 ? 0 : static_cast<std::uint64_t>(delay) + 1;
+  // A due host whose probe is still running: look again shortly rather than spin.
+  std::uint64_t ms = delay <= 0 ? 100 : static_cast<std::uint64_t>(delay) + 2;
   uv_timer_start(probe_timer_.get(), &PoolRuntime::on_probe_timer, ms, 0);
 }
 
@@ -588,6 +593,8 @@ void PoolRuntime::probe_all() {
 
 void PoolRuntime::probe_hosts() {
   for (std::size_t host : hosts_->due_for_retry(now())) prober_->probe(host);
+  // libuv's timers run on its cached loop time and may fire a hair early: always re-arm for what is left.
+  arm_probe_timer();
 }
 
 void PoolRuntime::on_server_lost(ServerConn* s, std::string reason) {
@@ -598,11 +605,11 @@ void PoolRuntime::on_server_lost(ServerConn* s, std::string reason) {
   pool_.lost(id, now(), actions);
   if (s->shutdown_seen()) {
     // The server restarted or is shutting down: every connection opened before now is suspect, and the
-    // host is down until a probe (or a client's connect) finds it back.
+    // host is probed at once (readiness follows what the probe finds).
     spdlog::warn("event=pool_invalidated pool={} reason=\"server shutdown\"", name_);
     pool_.invalidate(now(), actions);
-    hosts_->failed(s->host_index(), fmt::format("{}: {}", hosts_->label(s->host_index()), reason), now());
-    arm_probe_timer();
+    // 57P01 is also what pg_terminate_backend sends: check the host with a probe rather than assume.
+    if (s->host_index() < hosts_->hosts().size()) prober_->probe(s->host_index());
   }
   drop(id);
   run(actions);

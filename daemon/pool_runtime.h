@@ -135,6 +135,7 @@ class PoolRuntime final : public ServerConnOwner {
     std::vector<std::pair<std::size_t, const char*>> candidates;
     std::size_t next = 0;
     std::size_t host = 0;
+    std::vector<std::size_t> failed;  // hosts that could not be reached during this attempt
     std::chrono::steady_clock::time_point started;
   };
   std::unordered_map<std::uint64_t, Attempt> attempts_;

@@ -34,19 +34,32 @@ std::vector<std::size_t> HostSet::candidates(Want want, TimePoint now) const {
   // Ranks: 0 = up, known to fit; 1 = up, role unknown; 2 = a known primary under prefer-standby (the
   // fallback); 3 = down but due for a retry. Config order within a rank.
   std::vector<std::pair<int, std::size_t>> ranked;
+  bool backing_off = false;
   for (std::size_t i = 0; i < hosts_.size(); ++i) {
     const HostStatus& h = hosts_[i];
-    if (h.state == HostState::kDown && now < h.retry_at) continue;
+    if (h.state == HostState::kDown && now < h.retry_at) {
+      backing_off = true;
+      continue;
+    }
     if (h.role != HostRole::kUnknown && !fits(h.role, want)) continue;
     int rank = 0;
     if (h.state == HostState::kDown) {
       rank = 3;
-    } else if (h.role == HostRole::kUnknown) {
+    } else if (h.role == HostRole::kUnknown && want != Want::kAny) {
+      // With a role to match, hosts known to fit go first; with "any", config order is the preference.
       rank = 1;
     } else if (want == Want::kPreferStandby && h.role == HostRole::kPrimary) {
       rank = 2;
     }
     ranked.emplace_back(rank, i);
+  }
+  if (ranked.empty() && backing_off) {
+    // Nothing else left: a client that needs a connection still gets one real attempt (which fails within
+    // connect_timeout if the host is still down) rather than an error without trying.
+    for (std::size_t i = 0; i < hosts_.size(); ++i) {
+      const HostStatus& h = hosts_[i];
+      if (h.state == HostState::kDown && (h.role == HostRole::kUnknown || fits(h.role, want))) ranked.emplace_back(3, i);
+    }
   }
   std::stable_sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<std::size_t> out;

@@ -41,7 +41,8 @@ class HostSet {
   // Indexes of the hosts a new connection should try, best first: up hosts whose known role fits `want`
   // (for kPreferStandby: standbys, then unknown, then primaries), then up hosts of unknown role, then down
   // hosts whose retry time has come. Down hosts still backing off, and up hosts known not to fit, are
-  // left out. Empty: nothing can be tried now, so the caller fails fast instead of waiting.
+  // left out — unless nothing else is left, when the backing-off ones are returned so a client still gets
+  // one real attempt. Empty only without any host that could fit.
   [[nodiscard]] std::vector<std::size_t> candidates(Want want, TimePoint now) const;
 
   // A connection to host `i` worked; `role` is what the server reported (in_hot_standby).

@@ -23,7 +23,7 @@ TEST(PoolHostSet, UntriedHostsInConfigOrder) {
 TEST(PoolHostSet, FailedHostBacksOffThenRetriesLast) {
   HostSet hs({"a:5432", "b:5432"}, 1s, 8s);
   hs.failed(0, "connection refused", kT0);
-  EXPECT_EQ(hs.candidates(Want::kAny, kT0), (Idx{1}));
+  EXPECT_EQ(hs.candidates(Want::kAny, kT0), (Idx{1}));  // b is still up, so a is left out while backing off
   EXPECT_EQ(hs.candidates(Want::kAny, kT0 + 999ms), (Idx{1}));
   EXPECT_EQ(hs.candidates(Want::kAny, kT0 + 1s), (Idx{1, 0}));
   EXPECT_EQ(hs.next_retry(), kT0 + 1s);
@@ -72,13 +72,17 @@ TEST(PoolHostSet, ConfirmedUpNeedsAContact) {
   EXPECT_FALSE(hs.any_confirmed_up());
 }
 
-// Every host down and backing off: nothing to try, so callers fail fast.
-TEST(PoolHostSet, AllDownGivesNoCandidates) {
+// Every host down and backing off: they are still tried (one real attempt per client, which fails fast
+// while the server is down and works as soon as it is back).
+TEST(PoolHostSet, AllDownStillGivesThemAsLastResort) {
   HostSet hs({"a:5432", "b:5432"});
   hs.failed(0, "refused a", kT0);
   hs.failed(1, "refused b", kT0);
-  EXPECT_TRUE(hs.candidates(Want::kAny, kT0).empty());
+  EXPECT_EQ(hs.candidates(Want::kAny, kT0), (Idx{0, 1}));
   EXPECT_EQ(hs.last_error(), "refused b");
+  // With one host up, the backing-off one is left out.
+  hs.connected(0, HostRole::kUnknown, kT0);
+  EXPECT_EQ(hs.candidates(Want::kAny, kT0), (Idx{0}));
 }
 
 // read-write skips known standbys; read-only and standby skip known primaries; unknown roles stay in.
