@@ -9,6 +9,8 @@ packages=(
   postgresql-15 postgresql-client-15 pgbouncer
   # tests/deploy: systemd-analyze verify, dpkg-shlibdeps for cpack's .deb, Debian's python3 with yaml
   systemd dpkg-dev python3-yaml
+  # tests: promtool lints a real /metrics scrape; curl checks the probes as an operator would
+  prometheus curl
 )
 
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
