@@ -45,12 +45,12 @@ std::filesystem::path pooler_binary() {
 #endif
 }
 
-DaemonProcess::DaemonProcess(std::string config_text, std::string listen_addr, int listen_port)
-    : temp_("pooler-daemon-"), listen_addr_(std::move(listen_addr)), port_(listen_port) {
+DaemonProcess::DaemonProcess(std::string config_text, std::string listen_addr, int listen_port, DaemonEnv env)
+    : temp_("pooler-daemon-"), env_(std::move(env)), listen_addr_(std::move(listen_addr)), port_(listen_port) {
   launch(config_text);
 }
 
-DaemonProcess::DaemonProcess(PoolerConfig config) : temp_("pooler-daemon-") {
+DaemonProcess::DaemonProcess(PoolerConfig config, DaemonEnv env) : temp_("pooler-daemon-"), env_(std::move(env)) {
   const bool pick_port = config.listen_port == 0;
   for (int attempt = 1;; ++attempt) {
     if (pick_port) config.listen_port = free_port();
@@ -92,6 +92,20 @@ void DaemonProcess::spawn() {
   }
   std::string binary_str = binary.string();
   std::string config_str = config_path_.string();
+  // The child's environment is built before fork: only async-signal-safe calls are allowed after it.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry = *e;
+    std::string name = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const auto& [key, value] : env_) replaced = replaced || key == name;
+    if (!replaced) env_strings.push_back(std::move(entry));
+  }
+  for (const auto& [key, value] : env_) env_strings.push_back(key + "=" + value);
+  std::vector<char*> envp;
+  for (auto& entry : env_strings) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  char* const argv[] = {binary_str.data(), const_cast<char*>("-c"), config_str.data(), nullptr};
   int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (log_fd < 0) throw std::runtime_error(fmt::format("open {}: {}", log_path_.string(), std::strerror(errno)));
   int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -115,8 +129,8 @@ void DaemonProcess::spawn() {
     ::dup2(null_fd, STDIN_FILENO);
     ::dup2(log_fd, STDOUT_FILENO);
     ::dup2(log_fd, STDERR_FILENO);
-    ::execl(binary_str.c_str(), binary_str.c_str(), "-c", config_str.c_str(), static_cast<char*>(nullptr));
-    const char message[] = "DaemonProcess: execl failed\n";
+    ::execve(binary_str.c_str(), argv, envp.data());
+    const char message[] = "DaemonProcess: execve failed\n";
     [[maybe_unused]] auto ignored = ::write(STDERR_FILENO, message, sizeof message - 1);
     ::_exit(127);
   }

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -17,13 +19,16 @@ namespace pooler::test {
 // neither exists, so tests fail with a clear message before the daemon target exists.
 std::filesystem::path pooler_binary();
 
+// Variables added to (or replacing entries of) the environment the daemon inherits, e.g. NOTIFY_SOCKET.
+using DaemonEnv = std::vector<std::pair<std::string, std::string>>;
+
 class DaemonProcess {
  public:
   // Starts `pooler -c <file>` with this config text and waits until listen_addr:listen_port accepts TCP
   // (deadline 20 s). Throws with the daemon's log if it exits first or never listens.
-  DaemonProcess(std::string config_text, std::string listen_addr, int listen_port);
+  DaemonProcess(std::string config_text, std::string listen_addr, int listen_port, DaemonEnv env = {});
   // Renders the config; a listen_port of 0 is replaced by a free port first.
-  explicit DaemonProcess(PoolerConfig config);
+  explicit DaemonProcess(PoolerConfig config, DaemonEnv env = {});
   ~DaemonProcess();
   DaemonProcess(const DaemonProcess&) = delete;
   DaemonProcess& operator=(const DaemonProcess&) = delete;
@@ -50,6 +55,7 @@ class DaemonProcess {
   void reap(bool block);
 
   TempDir temp_;
+  DaemonEnv env_;
   std::string listen_addr_;
   int port_ = 0;
   std::filesystem::path config_path_;
