@@ -506,7 +506,14 @@ int Daemon::run() {
   }
   // Learn every database's host state now, for /readyz and so the first client finds a known-good host.
   for (const auto& [name, db] : config_.databases) {
-    std::string probe_user = db.user.value_or(config_.users.empty() ? std::string() : config_.users.begin()->first);
+    // The forced server login if there is one, else a user that is not only a console admin.
+    std::string probe_user = db.user.value_or("");
+    for (const auto& [uname, u] : config_.users) {
+      if (!probe_user.empty()) break;
+      const auto& admins = config_.pooler.admin_users;
+      if (std::find(admins.begin(), admins.end(), uname) == admins.end()) probe_user = uname;
+    }
+    if (probe_user.empty() && !config_.users.empty()) probe_user = config_.users.begin()->first;
     if (probe_user.empty()) continue;
     std::string err;
     if (PoolRuntime* p = pool_for(db, probe_user, err)) p->probe_all();
