@@ -73,39 +73,12 @@ struct ServerConn::RelayHandler {
   protocol::ScanStep on_start(char) { return protocol::ScanStep::kContinue; }
   bool want_body(char type) { return type == 'Z' || type == 'S' || type == 'E'; }
   protocol::ScanStep on_end(char type, std::string_view body) {
-    switch (type) {
-      case 'Z':
-        s.tx_status_ = body.empty() ? 'I' : body[0];
-        if (s.outstanding_ > 0) --s.outstanding_;
-        s.copy_in_ = s.copy_out_ = false;
-        rfq_seen = true;
-        if (s.tx_status_ == 'I' && s.in_tx_) s.end_transaction();
-        // Stop so the client can act on the boundary (transaction mode releases here).
-        return protocol::ScanStep::kStopAfter;
-      case 'S': {
-        std::string_view name, value;
-        if (split_param_status(body, name, value)) set_param(s.params_, name, value);
-        break;
-      }
-      case 'E':
-        s.note_error(body);
-        break;
-      case 'G':
-        s.copy_in_ = true;
-        break;
-      case 'H':
-        s.copy_out_ = true;
-        break;
-      case 'W':
-        s.copy_in_ = s.copy_out_ = true;
-        break;
-      case 'c':
-        s.copy_out_ = false;
-        break;
-      default:
-        break;
-    }
-    return protocol::ScanStep::kContinue;
+    s.observe(type, body);
+    if (type != 'Z') return protocol::ScanStep::kContinue;
+    rfq_seen = true;
+    if (s.tx_status_ == 'I' && s.in_tx_) s.end_transaction();
+    // Stop so the client can act on the boundary (transaction mode releases here).
+    return protocol::ScanStep::kStopAfter;
   }
 };
 
@@ -117,49 +90,58 @@ struct ServerConn::InternalHandler {
   protocol::ScanStep on_start(char) { return protocol::ScanStep::kContinue; }
   bool want_body(char type) { return type == 'Z' || type == 'S' || type == 'E'; }
   protocol::ScanStep on_end(char type, std::string_view body) {
-    switch (type) {
-      case 'Z':
-        s.tx_status_ = body.empty() ? 'I' : body[0];
-        if (s.outstanding_ > 0) --s.outstanding_;
-        s.copy_in_ = s.copy_out_ = false;
-        if (s.state_ == State::kInternal && s.outstanding_ == 0) return protocol::ScanStep::kStopAfter;
-        break;
-      case 'S': {
-        std::string_view name, value;
-        if (split_param_status(body, name, value)) set_param(s.params_, name, value);
-        break;
-      }
-      case 'E': {
-        s.note_error(body);
-        auto err = protocol::parse_error_response(body);
-        std::string sev = err ? err->severity : "ERROR";
-        if (sev == "FATAL" || sev == "PANIC") {
-          fatal = true;
-          fatal_message = err ? fmt::format("{} {}: {}", sev, err->sqlstate, err->message) : "FATAL";
-        }
-        if (s.state_ == State::kInternal && s.internal_result_.ok) {
-          s.internal_result_.ok = false;
-          if (err) {
-            s.internal_result_.sqlstate = err->sqlstate;
-            s.internal_result_.message = err->message;
-            s.internal_result_.severity = err->severity;
-          }
-        }
-        if (fatal) return protocol::ScanStep::kStopAfter;
-        break;
-      }
-      case 'G':
-        s.copy_in_ = true;
-        break;
-      case 'H':
-        s.copy_out_ = true;
-        break;
-      default:
-        break;
+    s.observe(type, body);
+    if (type == 'Z' && s.state_ == State::kInternal && s.outstanding_ == 0) return protocol::ScanStep::kStopAfter;
+    if (type != 'E') return protocol::ScanStep::kContinue;
+    auto err = protocol::parse_error_response(body);
+    std::string sev = err ? err->severity : "ERROR";
+    if (sev == "FATAL" || sev == "PANIC") {
+      fatal = true;
+      fatal_message = err ? fmt::format("{} {}: {}", sev, err->sqlstate, err->message) : "FATAL";
     }
-    return protocol::ScanStep::kContinue;
+    if (s.state_ == State::kInternal && s.internal_result_.ok) {
+      s.internal_result_.ok = false;
+      if (err) {
+        s.internal_result_.sqlstate = err->sqlstate;
+        s.internal_result_.message = err->message;
+        s.internal_result_.severity = err->severity;
+      }
+    }
+    return fatal ? protocol::ScanStep::kStopAfter : protocol::ScanStep::kContinue;
   }
 };
+
+void ServerConn::observe(char type, std::string_view body) {
+  switch (type) {
+    case 'Z':
+      tx_status_ = body.empty() ? 'I' : body[0];
+      if (outstanding_ > 0) --outstanding_;
+      copy_in_ = copy_out_ = false;
+      break;
+    case 'S': {
+      std::string_view name, value;
+      if (split_param_status(body, name, value)) set_param(params_, name, value);
+      break;
+    }
+    case 'E':
+      note_error(body);
+      break;
+    case 'G':
+      copy_in_ = true;
+      break;
+    case 'H':
+      copy_out_ = true;
+      break;
+    case 'W':
+      copy_in_ = copy_out_ = true;
+      break;
+    case 'c':
+      copy_out_ = false;
+      break;
+    default:
+      break;
+  }
+}
 
 ServerConn::ServerConn(uv_loop_t* loop, ServerConnOwner* owner, std::uint64_t id)
     : created_at(std::chrono::steady_clock::now()), loop_(loop), owner_(owner), id_(id) {}

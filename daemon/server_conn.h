@@ -158,6 +158,8 @@ class ServerConn final : public SocketOwner {
   void on_internal_timeout();
   void finish_internal();
   void note_error(std::string_view body);
+  // Bookkeeping every handler shares: transaction status, outstanding requests, COPY, ParameterStatus.
+  void observe(char type, std::string_view body);
   void end_transaction();
 
   uv_loop_t* loop_;

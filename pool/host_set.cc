@@ -93,14 +93,9 @@ void HostSet::failed(std::size_t i, std::string error, TimePoint now) {
   h.retry_at = now + h.backoff;
 }
 
-void HostSet::unfit(std::size_t i, HostRole role, TimePoint /*now*/) {
-  if (i >= hosts_.size()) return;  // from before a reload changed the host list
-  HostStatus& h = hosts_[i];
-  h.state = HostState::kUp;
-  h.confirmed = true;
-  h.role = role;
-  h.consecutive_failures = 0;
-  h.backoff = Duration::zero();
+void HostSet::unfit(std::size_t i, HostRole role, TimePoint now) {
+  // Reachable, just the wrong role for what was asked: as good as a connection for the host's health.
+  connected(i, role, now);
 }
 
 std::optional<TimePoint> HostSet::next_retry() const {
