@@ -11,6 +11,10 @@ packages=(
   systemd dpkg-dev python3-yaml
   # tests: promtool lints a real /metrics scrape; curl checks the probes as an operator would
   prometheus curl
+  # issue 7: real client libraries run prepared-statement workloads through the pooler
+  python3-psycopg python3-asyncpg libpostgresql-jdbc-java default-jdk-headless
+  # issue 10: libFuzzer targets (clang's -fsanitize=fuzzer runtime) and the openssl CLI for test CAs
+  clang libclang-rt-14-dev openssl
 )
 
 installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
