@@ -25,6 +25,32 @@ constexpr int kMaxReadsPerEvent = 16;
 constexpr std::size_t kServerHighWater = 256 * 1024;
 // Auth messages are tiny; anything bigger before login is an attack or a bug.
 constexpr std::size_t kMaxAuthMessage = 16 * 1024;
+// Interpreting relay: bytes for the server are gathered and sent once per read, except a run this large
+// (COPY data), which goes straight from the read buffer when nothing is gathered before it.
+constexpr std::size_t kDirectSend = 16 * 1024;
+constexpr std::size_t kOutFlush = 256 * 1024;
+// An assembled message buffer above this is given back after use rather than kept for the next one.
+constexpr std::size_t kKeepMessageBuffer = 1024 * 1024;
+
+constexpr std::string_view kParseComplete{"1\0\0\0\4", 5};
+constexpr std::string_view kCloseComplete{"3\0\0\0\4", 5};
+
+std::string command_complete(std::string_view tag) {
+  std::string out;
+  std::size_t start = protocol::begin_message(out, 'C');
+  protocol::append_cstring(out, tag);
+  protocol::finish_message(out, start);
+  return out;
+}
+
+// The NUL-terminated string at the front of `in`, advancing past it; nullopt if there is no NUL.
+std::optional<std::string_view> take_cstring(std::string_view& in) {
+  auto nul = in.find('\0');
+  if (nul == std::string_view::npos) return std::nullopt;
+  std::string_view s = in.substr(0, nul);
+  in.remove_prefix(nul + 1);
+  return s;
+}
 
 // Startup parameters that are protocol-level or handled by the pooler itself, never SET on the server.
 bool is_connection_param(std::string_view k) {
@@ -152,6 +178,53 @@ struct ClientConn::RelayHandler {
   }
 };
 
+// The interpreting relay's scan: stops before the messages looked at whole, streams the rest, and records
+// what each streamed request will be answered with.
+struct ClientConn::InterpretHandler {
+  ClientConn& c;
+  int requests = 0;
+  bool stop = false;  // stopped before a message to look at whole
+  protocol::ScanStep on_start(char type) {
+    switch (type) {
+      case 'P':
+      case 'B':
+      case 'D':
+      case 'C':
+      case 'Q':
+      case 'X':
+        stop = true;
+        return protocol::ScanStep::kStopBefore;
+      default:
+        return protocol::ScanStep::kContinue;
+    }
+  }
+  bool want_body(char) { return false; }
+  protocol::ScanStep on_end(char type, std::string_view) {
+    ServerConn& s = *c.server_;
+    switch (type) {
+      case 'E':
+        c.unsynced_ = true;
+        s.owed().push(OwedAnswers::Kind::kExecute, s.statements());
+        break;
+      case 'S':
+        ++requests;
+        c.unsynced_ = false;
+        s.owed().push(OwedAnswers::Kind::kSync, s.statements());
+        break;
+      case 'F':
+        ++requests;
+        s.owed().push(OwedAnswers::Kind::kQuery, s.statements());
+        break;
+      case 'H':
+        c.unsynced_ = true;
+        break;
+      default:
+        break;
+    }
+    return protocol::ScanStep::kContinue;
+  }
+};
+
 ClientConn::ClientConn(Daemon& daemon, std::uint64_t id, std::string peer)
     : daemon_(daemon), id_(id), peer_(std::move(peer)), connected_at_(std::chrono::steady_clock::now()) {
   scanner_.set_max_message_size(daemon_.config().pooler.max_message_size);
@@ -193,6 +266,7 @@ void ClientConn::close() {
   if (state_ == State::kClosed) return;
   State was = state_;
   state_ = State::kClosed;
+  stop_idle_tx_timer();
   if (pool_ != nullptr && (was == State::kLoginWait || was == State::kWaitServer)) pool_->cancel_request(this);
   if (server_ != nullptr) {
     ServerConn* s = server_;
@@ -488,6 +562,8 @@ void ClientConn::auth_ok() {
     fatal("08006", error);
     return;
   }
+  interpret_ = pool_->mode() == config::PoolMode::kTransaction;
+  prepared_ = interpret_ && pool_->database().max_prepared_statements > 0;
   std::string msgs;
   protocol::write_authentication_ok(msgs);
   daemon_.register_cancel_key(this, cancel_pid_, cancel_key_);
@@ -640,6 +716,8 @@ void ClientConn::on_checkout_failed(const protocol::ErrorFields& e) {
     have_view_ = false;
     unsynced_ = false;
     scanner_.reset();
+    assembling_ = false;
+    msg_.clear();
     state_ = State::kReady;
     send_and_flush(out);
     if (state_ != State::kClosed) sock_.set_reading(true);
@@ -728,6 +806,11 @@ void ClientConn::after_login_server(ServerConn* s) {
 // ---- relay ----
 
 void ClientConn::relay_to_server(std::string_view data) {
+  if (idle_tx_armed_) stop_idle_tx_timer();
+  if (interpret_) {
+    relay_interpreting(data);
+    return;
+  }
   while (!data.empty() && state_ == State::kLinked && server_ != nullptr) {
     RelayHandler h{*this};
     auto res = scanner_.scan(data, h);
@@ -753,7 +836,7 @@ void ClientConn::relay_to_server(std::string_view data) {
 
 void ClientConn::need_server(std::string_view data) {
   if (data.empty()) return;
-  if (data[0] == 'X' && in_.empty()) {
+  if (data[0] == 'X' && in_.empty() && !assembling_) {
     // A Terminate while idle needs no server.
     close();
     return;
@@ -793,7 +876,15 @@ void ClientConn::on_server_ready(char tx_status) {
   if (state_ != State::kLinked || server_ == nullptr) return;
   ServerConn* s = server_;
   // Between transactions: the end of the last outstanding request, between messages, outside a transaction.
-  if (tx_status != 'I' || s->outstanding() != 0 || unsynced_ || !scanner_.at_boundary() || s->in_copy()) return;
+  // (A message the client is half-way through sending has not reached the server: it waits for the next
+  // checkout.)
+  bool quiet = s->outstanding() == 0 && !unsynced_ && scanner_.at_boundary() && !s->in_copy() && s->owed().empty();
+  if (tx_status != 'I') {
+    // Idle inside a transaction: the client holds the server connection until it goes on.
+    if (quiet && !assembling_) arm_idle_tx_timer();
+    return;
+  }
+  if (!quiet) return;
   if (pool_->mode() == config::PoolMode::kTransaction) {
     release_server();
   } else {
@@ -823,6 +914,7 @@ void ClientConn::on_pool_retired() {
 void ClientConn::release_server() {
   ServerConn* s = server_;
   if (s == nullptr) return;
+  stop_idle_tx_timer();
   capture_params(*s);
   server_ = nullptr;
   s->unlink();
@@ -842,6 +934,334 @@ void ClientConn::on_server_lost(const std::string& reason) {
   server_ = nullptr;
   if (state_ == State::kClosed) return;
   fatal("08006", fmt::format("server connection lost: {}", reason));
+}
+
+// ---- transaction mode: the interpreting relay ----
+
+void ClientConn::relay_interpreting(std::string_view data) {
+  while (!data.empty() && state_ == State::kLinked && server_ != nullptr) {
+    if (assembling_) {
+      if (!assemble(data)) break;  // needs more bytes (data is used up), or the client was closed
+      assembling_ = false;
+      handle_message(msg_);
+      if (msg_.capacity() > kKeepMessageBuffer) {
+        std::string().swap(msg_);
+      } else {
+        msg_.clear();
+      }
+      continue;
+    }
+    InterpretHandler h{*this};
+    auto res = scanner_.scan(data, h);
+    if (!res) {
+      fatal(res.error().sqlstate, res.error().message);
+      return;
+    }
+    forward(data.substr(0, res->consumed), h.requests);
+    data.remove_prefix(res->consumed);
+    if (!h.stop || state_ != State::kLinked || server_ == nullptr) continue;
+    // Usually the whole message is in this read: look at it where it lies.
+    auto frame = protocol::decode_frame(data, daemon_.config().pooler.max_message_size);
+    if (!frame) {
+      fatal(frame.error().sqlstate, frame.error().message);
+      return;
+    }
+    if (!frame->has_value()) {
+      assembling_ = true;
+      continue;
+    }
+    std::string_view whole = data.substr(0, (*frame)->size);
+    data.remove_prefix(whole.size());
+    handle_message(whole);
+  }
+  if (state_ == State::kClosed) return;
+  flush_out();
+  if (state_ != State::kLinked || server_ == nullptr) return;
+  // Answers the pooler made up that are due now (nothing owed before them) go out at once.
+  if (server_->deliver_made_up() && state_ == State::kLinked && server_ != nullptr) {
+    on_server_ready(server_->tx_status());
+  }
+  if (server_ != nullptr && state_ == State::kLinked && server_->backlog() > kServerHighWater) {
+    sock_.set_reading(false);
+    server_->notify_drained_to(this);
+  }
+}
+
+bool ClientConn::assemble(std::string_view& data) {
+  const std::size_t header = protocol::kFrameHeaderSize;
+  if (msg_.size() < header) {
+    std::size_t take = std::min(header - msg_.size(), data.size());
+    msg_.append(data.substr(0, take));
+    data.remove_prefix(take);
+    if (msg_.size() < header) return false;
+  }
+  auto frame = protocol::decode_frame(msg_, daemon_.config().pooler.max_message_size);
+  if (!frame) {
+    fatal(frame.error().sqlstate, frame.error().message);
+    return false;
+  }
+  if (frame->has_value()) return true;
+  auto b = [this](int i) { return static_cast<std::size_t>(static_cast<unsigned char>(msg_[i])); };
+  std::size_t need = 1 + ((b(1) << 24) | (b(2) << 16) | (b(3) << 8) | b(4));
+  std::size_t take = std::min(need - msg_.size(), data.size());
+  msg_.append(data.substr(0, take));
+  data.remove_prefix(take);
+  return msg_.size() == need;
+}
+
+void ClientConn::handle_message(std::string_view msg) {
+  char type = msg[0];
+  std::string_view body = msg.substr(protocol::kFrameHeaderSize);
+  ServerConn& s = *server_;
+  switch (type) {
+    case 'X':
+      flush_out();
+      close();
+      return;
+    case 'Q':
+      handle_query(msg, body);
+      return;
+    default:
+      break;
+  }
+  unsynced_ = true;
+  if (prepared_) {
+    handle_statement_message(type, msg, body);
+    return;
+  }
+  forward(msg);
+  switch (type) {
+    case 'P':
+      s.owed().push(OwedAnswers::Kind::kParse, s.statements());
+      break;
+    case 'B':
+      s.owed().push(OwedAnswers::Kind::kBind, s.statements());
+      break;
+    case 'D':
+      s.owed().push(OwedAnswers::Kind::kDescribe, s.statements());
+      break;
+    default:
+      s.owed().push(OwedAnswers::Kind::kClose, s.statements());
+      break;
+  }
+}
+
+void ClientConn::handle_query(std::string_view msg, std::string_view sql) {
+  ServerConn& s = *server_;
+  QueryCommand cmd = classify_query(sql);
+  switch (cmd.kind) {
+    case QueryCommand::Kind::kListen: {
+      // A LISTEN would stay on a server connection other clients get next; its notifications would reach
+      // whoever holds that connection. Refused, and the session goes on.
+      std::string err;
+      protocol::write_error_response(
+          err, protocol::ErrorFields{
+                   protocol::Severity::kError, "0A000", "LISTEN is not supported in transaction pool mode",
+                   "In transaction mode each transaction may run on a different server connection, so a "
+                   "LISTEN would not stay with this session.",
+                   "Listen through a database with pool_mode = \"session\"; NOTIFY works in either mode."});
+      s.owed().push_made_up(std::move(err), /*ready=*/true, s.statements());
+      return;
+    }
+    case QueryCommand::Kind::kDeallocate:
+      if (prepared_ && statements_.erase(cmd.name) > 0) {
+        // The client's name for one of the pool's statements: only the name goes away.
+        s.owed().push_made_up(command_complete("DEALLOCATE"), /*ready=*/true, s.statements());
+        return;
+      }
+      break;
+    case QueryCommand::Kind::kDeallocateAll:
+      if (prepared_) {
+        statements_.clear();
+        s.owed().push_made_up(command_complete("DEALLOCATE ALL"), /*ready=*/true, s.statements());
+        return;
+      }
+      break;
+    case QueryCommand::Kind::kDiscardAll:
+      if (prepared_) {
+        // Runs on the server and drops everything prepared there: put back if it fails (e.g. inside a
+        // transaction block).
+        statements_.clear();
+        OwedAnswers::Entry e = OwedAnswers::Entry::of(OwedAnswers::Kind::kQuery);
+        e.dropped = s.statements().take_all();
+        forward(msg, 1);
+        s.owed().push(std::move(e), s.statements());
+        return;
+      }
+      break;
+    case QueryCommand::Kind::kOther:
+      break;
+  }
+  forward(msg, 1);
+  s.owed().push(OwedAnswers::Kind::kQuery, s.statements());
+}
+
+void ClientConn::handle_statement_message(char type, std::string_view msg, std::string_view body) {
+  ServerConn& s = *server_;
+  OwedAnswers& owed = s.owed();
+  ServerStatements& cache = s.statements();
+  auto lookup = [this](std::string_view name) -> StatementRef {
+    if (name.empty()) return nullptr;
+    auto it = statements_.find(std::string(name));
+    return it == statements_.end() ? nullptr : it->second;
+  };
+  std::string_view rest = body;
+  switch (type) {
+    case 'P': {
+      auto name = take_cstring(rest);
+      if (!name || name->empty()) break;  // the unnamed statement (or junk the server will reject)
+      StatementRef st = pool_->statements().intern(rest);
+      statements_.insert_or_assign(std::string(*name), st);
+      if (cache.contains(st.get())) {
+        cache.touch(st.get());
+        pool_->metrics().statements_reused.Increment();
+        owed.push_made_up(std::string(kParseComplete), /*ready=*/false, cache);
+      } else {
+        prepare_on_server(st, /*hidden=*/false);
+      }
+      return;
+    }
+    case 'B': {
+      auto portal = take_cstring(rest);
+      if (!portal) break;
+      auto name = take_cstring(rest);
+      StatementRef st = name ? lookup(*name) : nullptr;
+      if (st == nullptr) break;
+      if (cache.contains(st.get())) {
+        cache.touch(st.get());
+      } else {
+        prepare_on_server(st, /*hidden=*/true);
+      }
+      std::size_t start = protocol::begin_message(out_, 'B');
+      protocol::append_cstring(out_, *portal);
+      protocol::append_cstring(out_, st->server_name);
+      out_.append(rest);
+      protocol::finish_message(out_, start);
+      owed.push(OwedAnswers::Kind::kBind, cache);
+      return;
+    }
+    case 'D':
+    case 'C': {
+      if (rest.empty() || rest[0] != 'S') break;  // a portal
+      rest.remove_prefix(1);
+      auto name = take_cstring(rest);
+      StatementRef st = name ? lookup(*name) : nullptr;
+      if (st == nullptr) break;
+      if (type == 'C') {
+        // The client lets go of its name; the server keeps the statement for whoever uses it next.
+        statements_.erase(std::string(*name));
+        owed.push_made_up(std::string(kCloseComplete), /*ready=*/false, cache);
+        return;
+      }
+      if (cache.contains(st.get())) {
+        cache.touch(st.get());
+      } else {
+        prepare_on_server(st, /*hidden=*/true);
+      }
+      std::size_t start = protocol::begin_message(out_, 'D');
+      out_ += 'S';
+      protocol::append_cstring(out_, st->server_name);
+      protocol::finish_message(out_, start);
+      owed.push(OwedAnswers::Kind::kDescribe, cache);
+      return;
+    }
+    default:
+      break;
+  }
+  // Not one of the client's named statements: as the client sent it.
+  forward(msg);
+  static constexpr OwedAnswers::Kind kAnswer[] = {OwedAnswers::Kind::kParse, OwedAnswers::Kind::kBind,
+                                                  OwedAnswers::Kind::kDescribe, OwedAnswers::Kind::kClose};
+  std::size_t i = type == 'P' ? 0 : type == 'B' ? 1 : type == 'D' ? 2 : 3;
+  owed.push(kAnswer[i], cache);
+}
+
+void ClientConn::prepare_on_server(const StatementRef& st, bool hidden) {
+  ServerConn& s = *server_;
+  if (StatementRef victim = s.statements().add(st)) {
+    std::size_t start = protocol::begin_message(out_, 'C');
+    out_ += 'S';
+    protocol::append_cstring(out_, victim->server_name);
+    protocol::finish_message(out_, start);
+    s.owed().push(OwedAnswers::Kind::kHiddenClose, s.statements(), std::move(victim));
+    pool_->metrics().statements_evicted.Increment();
+  }
+  std::size_t start = protocol::begin_message(out_, 'P');
+  protocol::append_cstring(out_, st->server_name);
+  out_.append(st->parse_tail);
+  protocol::finish_message(out_, start);
+  s.owed().push(hidden ? OwedAnswers::Kind::kHiddenParse : OwedAnswers::Kind::kParse, s.statements(), st);
+  pool_->metrics().statements_prepared.Increment();
+}
+
+void ClientConn::forward(std::string_view bytes, int requests) {
+  out_requests_ += requests;
+  if (bytes.empty() || server_ == nullptr) return;
+  if (out_.empty() && bytes.size() >= kDirectSend) {
+    // Bulk (COPY data): straight from the read buffer.
+    int n = std::exchange(out_requests_, 0);
+    server_->send_from_client(bytes, n);
+    return;
+  }
+  out_.append(bytes);
+  if (out_.size() >= kOutFlush) flush_out();
+}
+
+void ClientConn::flush_out() {
+  ServerConn* s = server_;
+  if (s == nullptr || out_.empty()) {
+    out_.clear();
+    out_requests_ = 0;
+    return;
+  }
+  int n = std::exchange(out_requests_, 0);
+  std::string out;
+  out.swap(out_);
+  // send_from_client may lose the server and tell us (closing this client): out_ is already empty then.
+  s->send_from_client(out, n);
+  if (out_.empty()) {
+    out.clear();
+    out_.swap(out);  // keep the buffer for the next read
+  }
+}
+
+// ---- idle_transaction_timeout ----
+
+void ClientConn::arm_idle_tx_timer() {
+  if (pool_ == nullptr || !pool_->database().idle_transaction_timeout) return;
+  if (!idle_tx_timer_) {
+    idle_tx_timer_ = UvHandle<uv_timer_t>::make();
+    uv_timer_init(daemon_.loop(), idle_tx_timer_.get());
+    idle_tx_timer_->data = this;
+  }
+  auto ms = static_cast<std::uint64_t>(std::max(1.0, pool_->database().idle_transaction_timeout->count() * 1000.0));
+  uv_timer_start(
+      idle_tx_timer_.get(),
+      [](uv_timer_t* t) noexcept {
+        if (auto* self = static_cast<ClientConn*>(t->data)) self->on_idle_tx_timeout();
+      },
+      ms, 0);
+  idle_tx_armed_ = true;
+}
+
+void ClientConn::stop_idle_tx_timer() {
+  if (!idle_tx_armed_) return;
+  idle_tx_armed_ = false;
+  if (idle_tx_timer_) uv_timer_stop(idle_tx_timer_.get());
+}
+
+void ClientConn::on_idle_tx_timeout() {
+  idle_tx_armed_ = false;
+  if (state_ != State::kLinked || server_ == nullptr || server_->tx_status() == 'I' || server_->outstanding() != 0) {
+    return;
+  }
+  spdlog::warn("event=idle_transaction_timeout client={} peer={} user={} database={} server_pid={}", id_, peer_,
+               user_, database_, server_->backend_pid());
+  // As PostgreSQL's idle_in_transaction_session_timeout: FATAL 25P03; the transaction is rolled back when
+  // the server connection is reset.
+  fatal("25P03", fmt::format("terminating connection due to idle-in-transaction timeout (idle_transaction_timeout "
+                             "{:g} s)",
+                             pool_->database().idle_transaction_timeout->count()));
 }
 
 }  // namespace pooler::daemon

@@ -9,10 +9,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "daemon/prepared.h"
 #include "daemon/socket.h"
+#include "daemon/uv_handle.h"
 #include "protocol/scram.h"
 #include "protocol/stream_scanner.h"
 #include "protocol/writer.h"
@@ -92,6 +95,7 @@ class ClientConn final : public SocketOwner {
 
  private:
   struct RelayHandler;
+  struct InterpretHandler;
 
   void handle_startup_bytes(std::string_view data);
   void handle_startup_packet(std::string_view data);
@@ -103,6 +107,20 @@ class ClientConn final : public SocketOwner {
   void auth_ok();
   void after_login_server(ServerConn* s);
   void relay_to_server(std::string_view data);
+  // Transaction mode: Query and extended-protocol messages are looked at whole (prepared statements,
+  // LISTEN), everything else streams through.
+  void relay_interpreting(std::string_view data);
+  // Moves bytes of the message being assembled from `data` into msg_; true once msg_ holds all of it.
+  bool assemble(std::string_view& data);
+  void handle_message(std::string_view msg);
+  void handle_query(std::string_view msg, std::string_view sql);
+  void handle_statement_message(char type, std::string_view msg, std::string_view body);
+  void prepare_on_server(const StatementRef& st, bool hidden);
+  void forward(std::string_view bytes, int requests = 0);
+  void flush_out();
+  void arm_idle_tx_timer();
+  void stop_idle_tx_timer();
+  void on_idle_tx_timeout();
   void need_server(std::string_view data);
   void link_for_transaction(ServerConn* s);
   void release_server();
@@ -137,6 +155,16 @@ class ClientConn final : public SocketOwner {
   ServerConn* server_ = nullptr;
   protocol::StreamScanner scanner_;  // client → server stream
   bool unsynced_ = false;            // extended-protocol messages sent since the last Sync
+  bool interpret_ = false;           // transaction mode: see relay_interpreting
+  bool prepared_ = false;            // and named statements are mapped to the pool's (max_prepared_statements)
+  bool assembling_ = false;          // msg_ holds the first bytes of a message still arriving
+  std::string msg_;                  // a message being assembled
+  std::string out_;                  // bytes for the server, sent once per read
+  int out_requests_ = 0;             // requests (Query, Sync, FunctionCall) in out_
+  // The client's named statements: its name → the pool's statement.
+  std::unordered_map<std::string, StatementRef> statements_;
+  UvHandle<uv_timer_t> idle_tx_timer_;  // idle_transaction_timeout; made on first use
+  bool idle_tx_armed_ = false;
   bool close_after_flush_ = false;
   std::int32_t cancel_pid_ = 0;
   std::int32_t cancel_key_ = 0;

@@ -134,6 +134,10 @@ ServerConnParams Daemon::server_params(const config::Database& db, const std::st
   p.connect_timeout = db.connect_timeout;
   p.internal_timeout = db.pre_ping_timeout;
   p.max_message_size = SIZE_MAX;
+  if (db.pool_mode == config::PoolMode::kTransaction) {
+    p.max_prepared_statements = static_cast<std::size_t>(db.max_prepared_statements);
+  }
+  p.query_timeout = db.query_timeout;
   return p;
 }
 

@@ -103,6 +103,13 @@ struct Metrics::Families {
                                          "Pre-pings that found a dead server connection.")),
         invalidations(build<Counter>(r, "pooler_pool_invalidations_total",
                                      "Times every connection of the pool opened before then was invalidated.")),
+        statements_prepared(build<Counter>(r, "pooler_pool_prepared_statements_prepared_total",
+                                           "Named statements prepared on a server connection for a client.")),
+        statements_reused(build<Counter>(r, "pooler_pool_prepared_statements_reused_total",
+                                         "Client Parse messages answered from a server connection's statements.")),
+        statements_evicted(build<Counter>(r, "pooler_pool_prepared_statements_evicted_total",
+                                          "Statements closed to keep a server connection within "
+                                          "max_prepared_statements.")),
         backend_up(build<Gauge>(r, "pooler_backend_up", "Whether the backend host is considered reachable (1) or down (0).")),
         backend_connect(build<Histogram>(r, "pooler_backend_connect_duration_seconds",
                                          "Time to open a server connection, connect through authentication.")),
@@ -134,6 +141,9 @@ struct Metrics::Families {
   Family<Counter>& server_failed;
   Family<Counter>& pre_ping_failures;
   Family<Counter>& invalidations;
+  Family<Counter>& statements_prepared;
+  Family<Counter>& statements_reused;
+  Family<Counter>& statements_evicted;
   Family<Gauge>& backend_up;
   Family<Histogram>& backend_connect;
   Family<Gauge>& backend_failures;
@@ -201,6 +211,9 @@ PoolMetrics& Metrics::pool(std::string_view database, std::string_view user) {
       .server_connections_failed = f_->server_failed.Add(l),
       .pre_ping_failures = f_->pre_ping_failures.Add(l),
       .invalidations = f_->invalidations.Add(l),
+      .statements_prepared = f_->statements_prepared.Add(l),
+      .statements_reused = f_->statements_reused.Add(l),
+      .statements_evicted = f_->statements_evicted.Add(l),
       .server_connections_closed_by_reason = closed,
   });
   PoolMetrics& ref = *m;
@@ -230,6 +243,9 @@ void Metrics::drop_pool(PoolMetrics& m) {
   f_->server_failed.Remove(&m.server_connections_failed);
   f_->pre_ping_failures.Remove(&m.pre_ping_failures);
   f_->invalidations.Remove(&m.invalidations);
+  f_->statements_prepared.Remove(&m.statements_prepared);
+  f_->statements_reused.Remove(&m.statements_reused);
+  f_->statements_evicted.Remove(&m.statements_evicted);
   for (Counter* c : m.server_connections_closed_by_reason) f_->server_closed.Remove(c);
 }
 

@@ -20,6 +20,9 @@
 // | `pooler_pool_server_connections_failed_total` | counter | database, user | Attempts to open a server connection that failed. |
 // | `pooler_pool_pre_ping_failures_total` | counter | database, user | Pre-pings that found a dead connection. |
 // | `pooler_pool_invalidations_total` | counter | database, user | Times the pool invalidated every connection opened before a given moment. |
+// | `pooler_pool_prepared_statements_prepared_total` | counter | database, user | Named statements the pooler prepared on a server connection for a client (transaction mode with `max_prepared_statements`): a client's first Parse, or its statement brought to another server connection. |
+// | `pooler_pool_prepared_statements_reused_total` | counter | database, user | Client Parse messages answered without a server round trip because the server connection already had the statement. |
+// | `pooler_pool_prepared_statements_evicted_total` | counter | database, user | Statements closed on a server connection to keep it within `max_prepared_statements`. |
 // | `pooler_backend_up` | gauge | database, host | 1 while the backend host is considered reachable, 0 while it is down (backing off). |
 // | `pooler_backend_connect_duration_seconds` | histogram | database, host | Time to open a server connection on this host, TCP connect through authentication. |
 // | `pooler_backend_consecutive_failures` | gauge | database, host | Connection attempts to this host that failed in a row (0 after a success). |
@@ -80,6 +83,9 @@ struct PoolMetrics {
   prometheus::Counter& server_connections_failed;
   prometheus::Counter& pre_ping_failures;
   prometheus::Counter& invalidations;
+  prometheus::Counter& statements_prepared;
+  prometheus::Counter& statements_reused;
+  prometheus::Counter& statements_evicted;
   std::array<prometheus::Counter*, kCloseReasonCount> server_connections_closed_by_reason;
 
   prometheus::Counter& server_connections_closed(CloseReason r) {

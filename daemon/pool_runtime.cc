@@ -380,7 +380,10 @@ void PoolRuntime::carry_out(const pool::Action& action) {
         std::vector<pool::Action> acts;
         if (conns_.find(srv->id()) == conns_.end()) return;
         bool ok = r.ok && srv->state() == ServerConn::State::kIdle && srv->tx_status() == 'I';
-        if (ok && discard_all) srv->forget_applied();
+        if (ok && discard_all) {
+          srv->forget_applied();
+          srv->forget_statements();
+        }
         if (!ok) spdlog::warn("event=reset_failed pool={} server={} error={}", name_, srv->id(), log_value(r.message));
         pool_.reset_done(srv->id(), ok, now(), acts);
         run(acts);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "daemon/prepared.h"
 #include "daemon/server_conn.h"
 #include "daemon/uv_handle.h"
 #include "pool/host_set.h"
@@ -38,6 +39,8 @@ class PoolRuntime final : public ServerConnOwner {
   [[nodiscard]] const std::string& user() const { return user_; }
   [[nodiscard]] const PoolTotals& totals() const { return totals_; }
   [[nodiscard]] PoolMetrics& metrics() { return metrics_; }
+  // The pool's distinct prepared statements (transaction mode with max_prepared_statements > 0).
+  [[nodiscard]] StatementRegistry& statements() { return statements_; }
   [[nodiscard]] pool::HostSet* hosts() const { return hosts_; }
   // Server connections, for SHOW SERVERS.
   [[nodiscard]] const std::unordered_map<std::uint64_t, std::unique_ptr<ServerConn>>& connections() const {
@@ -122,6 +125,7 @@ class PoolRuntime final : public ServerConnOwner {
   bool paused_ = false;
   PoolMetrics& metrics_;
   PoolTotals totals_;
+  StatementRegistry statements_;
   std::uint64_t seen_ping_failures_ = 0;
   std::uint64_t seen_invalidations_ = 0;
   UvHandle<uv_timer_t> timer_;

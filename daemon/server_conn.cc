@@ -66,19 +66,37 @@ struct CancelWork {
 
 }  // namespace
 
-// Interprets the server → client stream while linked: everything is forwarded, these are only observed.
+// Interprets the server → client stream while linked: everything is forwarded except answers to requests the
+// pooler added itself (prepared statements in transaction mode), which are cut out of the stream.
 struct ServerConn::RelayHandler {
   ServerConn& s;
   bool rfq_seen = false;
-  protocol::ScanStep on_start(char) { return protocol::ScanStep::kContinue; }
+  bool hide_next = false;  // stopped before a message to hide: the caller forwards what came before it
+  bool hidden = false;     // the bytes scanned are exactly a hidden message: the caller drops them
+  protocol::ScanStep on_start(char type) {
+    if (!s.hiding_ && s.owed_.hides(type)) {
+      hide_next = true;
+      return protocol::ScanStep::kStopBefore;
+    }
+    return protocol::ScanStep::kContinue;
+  }
   bool want_body(char type) { return type == 'Z' || type == 'S' || type == 'E'; }
   protocol::ScanStep on_end(char type, std::string_view body) {
     s.observe(type, body);
-    if (type != 'Z') return protocol::ScanStep::kContinue;
-    rfq_seen = true;
-    if (s.tx_status_ == 'I' && s.in_tx_) s.end_transaction();
-    // Stop so the client can act on the boundary (transaction mode releases here).
-    return protocol::ScanStep::kStopAfter;
+    bool made_up = s.owed_.on_message(type, s.statements_);
+    if (s.hiding_) {
+      s.hiding_ = false;
+      hidden = true;
+      return protocol::ScanStep::kStopAfter;
+    }
+    if (type == 'Z') {
+      rfq_seen = true;
+      if (s.tx_status_ == 'I' && s.in_tx_) s.end_transaction();
+      // Stop so the client can act on the boundary (transaction mode releases here).
+      return protocol::ScanStep::kStopAfter;
+    }
+    // Made-up answers are due right after this message: stop so they go out in their place.
+    return made_up ? protocol::ScanStep::kStopAfter : protocol::ScanStep::kContinue;
   }
 };
 
@@ -91,6 +109,12 @@ struct ServerConn::InternalHandler {
   bool want_body(char type) { return type == 'Z' || type == 'S' || type == 'E'; }
   protocol::ScanStep on_end(char type, std::string_view body) {
     s.observe(type, body);
+    // Answers to a departed client's requests keep the prepared-statement bookkeeping right; whatever was
+    // to be made up for it is dropped.
+    if (s.owed_.on_message(type, s.statements_)) {
+      std::string dropped;
+      s.owed_.take_made_up(dropped, s.tx_status_);
+    }
     if (type == 'Z' && s.state_ == State::kInternal && s.outstanding_ == 0) return protocol::ScanStep::kStopAfter;
     if (type != 'E') return protocol::ScanStep::kContinue;
     auto err = protocol::parse_error_response(body);
@@ -178,6 +202,8 @@ void ServerConn::connect(const ServerConnParams& params) {
   scanner_.set_max_message_size(params.max_message_size);
   internal_timeout_ = params.internal_timeout;
   drain_timeout_ = params.drain_timeout;
+  statements_.set_capacity(params.max_prepared_statements);
+  query_timeout_ = params.query_timeout;
 
   pg_ = PQconnectStartParams(keys.data(), values.data(), 0);
   if (pg_ == nullptr) {
@@ -281,7 +307,7 @@ void ServerConn::note_error(std::string_view body) {
 
 bool ServerConn::is_clean() const {
   return state_ != State::kClosed && state_ != State::kConnecting && scanner_.at_boundary() && outstanding_ == 0 &&
-         !copy_in_ && !copy_out_;
+         !copy_in_ && !copy_out_ && owed_.empty();
 }
 
 void ServerConn::link(ClientConn* client) {
@@ -293,6 +319,11 @@ void ServerConn::link(ClientConn* client) {
 
 void ServerConn::unlink() {
   client_ = nullptr;
+  if (request_timer_armed_) {
+    uv_timer_stop(request_timer_.get());
+    request_timer_armed_ = false;
+  }
+  cancel_sent_ = false;
   in_tx_ = false;
   drain_waiter_ = nullptr;
   if (state_ == State::kLinked) state_ = State::kIdle;
@@ -327,6 +358,7 @@ bool ServerConn::send_from_client(std::string_view bytes, int new_requests) {
     totals_->received += bytes.size();
     totals_->queries += static_cast<std::uint64_t>(new_requests);
   }
+  if (query_timeout_ && new_requests > 0 && !request_timer_armed_) arm_request_timer(*query_timeout_);
   if (!sock_.send(bytes)) {
     lost("write to server failed");
     return false;
@@ -379,7 +411,60 @@ void ServerConn::drain_internal(std::string_view raw, int requests, InternalDone
   if (outstanding_ == 0) finish_internal();
 }
 
+void ServerConn::arm_request_timer(std::chrono::duration<double> after) {
+  if (!request_timer_) {
+    request_timer_ = UvHandle<uv_timer_t>::make();
+    uv_timer_init(loop_, request_timer_.get());
+    request_timer_->data = this;
+  }
+  auto ms = static_cast<std::uint64_t>(std::max(1.0, after.count() * 1000.0));
+  uv_timer_start(
+      request_timer_.get(),
+      [](uv_timer_t* t) noexcept {
+        if (auto* self = static_cast<ServerConn*>(t->data)) self->on_request_timeout();
+      },
+      ms, 0);
+  request_timer_armed_ = true;
+}
+
+void ServerConn::on_request_timeout() {
+  request_timer_armed_ = false;
+  if (state_ != State::kLinked || outstanding_ == 0 || !query_timeout_) return;
+  if (cancel_sent_) {
+    // The cancel did not stop it either: the connection is not usable for anyone.
+    lost(fmt::format("query_timeout: the server did not stop the request within {:.2f} s of a cancel",
+                     internal_timeout_.count()));
+    return;
+  }
+  cancel_sent_ = true;
+  spdlog::warn("event=query_timeout server={} server_pid={} timeout_s={:.3f}", id_, backend_pid_,
+               query_timeout_->count());
+  if (client_ != nullptr) {
+    std::string notice;
+    protocol::write_notice_response(
+        notice, protocol::ErrorFields{protocol::Severity::kWarning, "57014",
+                                      fmt::format("query_timeout ({:g} s) reached: the pooler is cancelling the "
+                                                  "statement",
+                                                  query_timeout_->count()),
+                                      {}, {}});
+    client_->deliver(notice);
+  }
+  cancel_running_query();
+  arm_request_timer(internal_timeout_);
+}
+
+bool ServerConn::deliver_made_up() {
+  if (!owed_.made_up_due()) return false;
+  std::string out;
+  bool ready = owed_.take_made_up(out, tx_status_);
+  if (client_ != nullptr) client_->deliver(out);
+  return ready;
+}
+
 void ServerConn::finish_internal() {
+  // A drain after a departed client: whatever was to be made up for it no longer matters. Anything else
+  // left owed means the bookkeeping lost track, and is_clean() keeps the connection from being reused.
+  if (owed_.size() == 0) owed_.reset();
   state_ = State::kIdle;
   if (internal_timer_) uv_timer_stop(internal_timer_.get());
   InternalDone done = std::move(internal_done_);
@@ -421,6 +506,8 @@ void ServerConn::close() {
   bool clean = is_clean();
   connect_timer_.reset();
   internal_timer_.reset();
+  request_timer_.reset();
+  request_timer_armed_ = false;
   int fd = sock_.fd();
   sock_.close();
   if (pg_ != nullptr) {
@@ -483,14 +570,31 @@ void ServerConn::process(std::string_view data) {
       ClientConn* client = client_;
       std::string_view chunk = data.substr(0, res->consumed);
       data.remove_prefix(res->consumed);
+      if (h.hide_next) hiding_ = true;
       if (client == nullptr) continue;
-      if (metrics_ != nullptr) metrics_->server_to_client_bytes.Increment(static_cast<double>(chunk.size()));
-      if (totals_ != nullptr) totals_->sent += chunk.size();
-      std::size_t backlog = client->deliver(chunk);
+      if (!h.hidden && !chunk.empty()) {
+        if (metrics_ != nullptr) metrics_->server_to_client_bytes.Increment(static_cast<double>(chunk.size()));
+        if (totals_ != nullptr) totals_->sent += chunk.size();
+        std::size_t backlog = client->deliver(chunk);
+        if (state_ != State::kLinked || client_ != client) continue;
+        if (backlog > kClientHighWater) pause_reading(true);
+      }
+      bool made_up_ready = deliver_made_up();
       if (state_ != State::kLinked || client_ != client) continue;
-      if (backlog > kClientHighWater) pause_reading(true);
+      if (h.rfq_seen) {
+        // The next request (if any) starts its query_timeout now.
+        cancel_sent_ = false;
+        if (query_timeout_) {
+          if (outstanding_ > 0) {
+            arm_request_timer(*query_timeout_);
+          } else if (request_timer_armed_) {
+            uv_timer_stop(request_timer_.get());
+            request_timer_armed_ = false;
+          }
+        }
+      }
       // Already-read bytes are always processed in full; pausing only stops further reads.
-      if (h.rfq_seen) client->on_server_ready(tx_status_);
+      if (h.rfq_seen || made_up_ready) client->on_server_ready(tx_status_);
     } else if (state_ == State::kConnecting) {
       return;
     } else {

@@ -7,12 +7,14 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "daemon/metrics.h"
+#include "daemon/prepared.h"
 #include "daemon/socket.h"
 #include "daemon/uv_handle.h"
 #include "protocol/stream_scanner.h"
@@ -58,6 +60,10 @@ struct ServerConnParams {
   // Limit for finishing a request a departed client left running (after cancelling it).
   std::chrono::duration<double> drain_timeout{30.0};
   std::size_t max_message_size = SIZE_MAX;
+  // Bound of the connection's prepared-statement cache (transaction mode; 0 = the feature is off).
+  std::size_t max_prepared_statements = 0;
+  // A request (Query, Sync, FunctionCall) of a linked client outstanding this long is cancelled.
+  std::optional<std::chrono::duration<double>> query_timeout;
 };
 
 class ServerConn final : public SocketOwner {
@@ -103,6 +109,15 @@ class ServerConn final : public SocketOwner {
   // True when the byte stream towards the server is between messages and every request got its answer:
   // the connection can be reset and reused.
   [[nodiscard]] bool is_clean() const;
+
+  // Prepared statements (transaction mode): what this connection has prepared, and the answers it owes
+  // its client (see prepared.h). The linked client records every request it sends in owed().
+  [[nodiscard]] ServerStatements& statements() { return statements_; }
+  [[nodiscard]] OwedAnswers& owed() { return owed_; }
+  // A DISCARD ALL reset dropped every prepared statement on the server.
+  void forget_statements() { (void)statements_.take_all(); }
+  // Sends the made-up answers now at the head of owed() to the client; true if one was a ReadyForQuery.
+  bool deliver_made_up();
 
   // Links a client: everything the server sends is forwarded to it.
   void link(ClientConn* client);
@@ -157,6 +172,8 @@ class ServerConn final : public SocketOwner {
   void start_internal(InternalDone done, std::chrono::duration<double> timeout);
   void on_internal_timeout();
   void finish_internal();
+  void arm_request_timer(std::chrono::duration<double> after);
+  void on_request_timeout();
   void note_error(std::string_view body);
   // Bookkeeping every handler shares: transaction status, outstanding requests, COPY, ParameterStatus.
   void observe(char type, std::string_view body);
@@ -192,6 +209,13 @@ class ServerConn final : public SocketOwner {
   std::string host_label_;
   InternalDone internal_done_;
   InternalResult internal_result_;
+  ServerStatements statements_;
+  OwedAnswers owed_;
+  bool hiding_ = false;  // the next message (already announced by the scanner) answers a pooler-added request
+  std::optional<std::chrono::duration<double>> query_timeout_;
+  UvHandle<uv_timer_t> request_timer_;  // made on first use; armed while a linked request is outstanding
+  bool request_timer_armed_ = false;
+  bool cancel_sent_ = false;            // query_timeout fired and a cancel went out for the current request
 };
 
 }  // namespace pooler::daemon

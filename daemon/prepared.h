@@ -1,0 +1,145 @@
+// Transparent protocol-level prepared statements for transaction mode, as pure bookkeeping (no I/O):
+//
+//   StatementRegistry  the pool's distinct statements (query text + parameter types), each with the name the
+//                      pooler prepares it under on servers, so identical statements of different clients share
+//                      one server-side statement;
+//   ServerStatements   what one server connection has prepared: an LRU bounded by max_prepared_statements;
+//   OwedAnswers        the answers a server connection owes its client, in order. The pooler adds requests the
+//                      client never sent (a Parse before a Bind, a Close to evict) whose answers it must hide,
+//                      and answers requests itself (a Parse of a statement the server already has), whose
+//                      made-up answers must reach the client exactly where the server's would have.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace pooler::daemon {
+
+// One distinct statement as the pool prepares it on its servers.
+struct Statement {
+  std::string server_name;  // "pooler_<n>", unique within the pool
+  std::string parse_tail;   // the Parse body after the statement name: query NUL, int16 count, int32 type OIDs
+};
+using StatementRef = std::shared_ptr<const Statement>;
+
+class StatementRegistry {
+ public:
+  // The pool's statement for this Parse tail; the same object for identical tails while anyone holds it.
+  [[nodiscard]] StatementRef intern(std::string_view parse_tail);
+  // Distinct statements somebody (a client or a server connection) still holds.
+  [[nodiscard]] std::size_t live() const;
+
+ private:
+  void sweep();
+
+  std::unordered_map<std::string, std::weak_ptr<const Statement>> by_tail_;
+  std::uint64_t next_id_ = 0;
+  std::size_t inserts_since_sweep_ = 0;
+};
+
+// The statements one server connection has prepared (or has been sent a Parse for), least recently used last.
+class ServerStatements {
+ public:
+  explicit ServerStatements(std::size_t capacity = 0) : capacity_(capacity) {}
+
+  void set_capacity(std::size_t n) { capacity_ = n; }
+  [[nodiscard]] std::size_t capacity() const { return capacity_; }
+  [[nodiscard]] std::size_t size() const { return index_.size(); }
+  [[nodiscard]] bool contains(const Statement* s) const { return index_.contains(s); }
+  // Marks `s` (present) as the most recently used.
+  void touch(const Statement* s);
+  // Adds `s` (absent) as the most recently used. When that leaves more than capacity (at least 1) entries,
+  // removes and returns the least recently used one, which the caller must Close on the server first.
+  [[nodiscard]] StatementRef add(StatementRef s);
+  // Puts back a statement whose Close the server skipped, as the least recently used.
+  void restore(StatementRef s);
+  void erase(const Statement* s);
+  // Removes everything, returning what was there (for restore() if the server skips the DISCARD).
+  [[nodiscard]] std::vector<StatementRef> take_all();
+
+ private:
+  std::size_t capacity_;
+  std::list<StatementRef> lru_;  // front = most recently used
+  std::unordered_map<const Statement*, std::list<StatementRef>::iterator> index_;
+};
+
+// What the server connection owes its client, one entry per request message sent (Flush and COPY data get
+// no answer and no entry), plus the answers the pooler makes up. Errors follow the server's rule: after an
+// ErrorResponse to an extended-protocol message, everything up to the next Sync is skipped.
+class OwedAnswers {
+ public:
+  enum class Kind : std::uint8_t {
+    kParse,        // ParseComplete, forwarded; `stmt` (if set) was added to the server's statements for it
+    kHiddenParse,  // ParseComplete of a Parse the pooler added before a Bind/Describe: hidden from the client
+    kHiddenClose,  // CloseComplete of a Close the pooler added to evict `stmt`: hidden
+    kBind,         // BindComplete
+    kDescribe,     // RowDescription or NoData (after ParameterDescription for a statement)
+    kExecute,      // CommandComplete, EmptyQueryResponse or PortalSuspended
+    kClose,        // CloseComplete, forwarded
+    kSync,         // ReadyForQuery
+    kQuery,        // Query or FunctionCall: ReadyForQuery; an error inside it skips nothing
+    kMadeUp,       // `bytes` go to the client when this reaches the head (then ReadyForQuery if `ready`)
+  };
+  struct Entry {
+    static Entry of(Kind k, StatementRef s = nullptr) {
+      Entry e;
+      e.kind = k;
+      e.stmt = std::move(s);
+      return e;
+    }
+    Kind kind = Kind::kSync;
+    StatementRef stmt;
+    std::string bytes;                  // kMadeUp
+    bool ready = false;                 // kMadeUp: append ReadyForQuery with the current status
+    std::vector<StatementRef> dropped;  // kQuery (DISCARD ALL): statements to restore if it fails
+    bool failed = false;                // kQuery: an ErrorResponse arrived inside it
+  };
+
+  [[nodiscard]] bool empty() const { return owed_.empty() && !skipping_; }
+  [[nodiscard]] std::size_t size() const { return owed_.size(); }
+
+  // Records a request just sent (or an answer to make up). While the server is skipping to the next Sync
+  // after an error, anything but a Sync is dropped at once, its effect on `cache` undone.
+  void push(Entry e, ServerStatements& cache);
+  void push(Kind k, ServerStatements& cache, StatementRef stmt = nullptr) { push(Entry::of(k, std::move(stmt)), cache); }
+  void push_made_up(std::string bytes, bool ready, ServerStatements& cache);
+
+  // True when the next server message of this type answers a request the client never sent.
+  [[nodiscard]] bool hides(char type) const;
+  // Accounts one complete server message. Returns true when made-up answers are now due (at the head).
+  bool on_message(char type, ServerStatements& cache);
+  [[nodiscard]] bool made_up_due() const { return !owed_.empty() && owed_.front().kind == Kind::kMadeUp; }
+  // Pops the made-up answers at the head into `out` (ReadyForQuery with `tx_status` where owed); returns
+  // true when a ReadyForQuery was written.
+  bool take_made_up(std::string& out, char tx_status);
+
+  // Forgets everything (after a drain, when the client that was owed is gone).
+  void reset();
+
+ private:
+  void undo(Entry& e, ServerStatements& cache);
+  void skip_to_sync(ServerStatements& cache);
+
+  std::deque<Entry> owed_;
+  bool skipping_ = false;  // an error arrived and no Sync was queued yet: the server skips what comes
+};
+
+// Recognised statements of a simple Query, for transaction mode.
+struct QueryCommand {
+  enum class Kind { kOther, kListen, kDeallocate, kDeallocateAll, kDiscardAll };
+  Kind kind = Kind::kOther;
+  std::string name;  // kDeallocate: the statement name, case-folded unless quoted
+};
+// Classifies a Query body (the SQL, NUL-terminated or not) when it is one of the statements above, alone
+// (comments, whitespace and one trailing semicolon allowed); anything else is kOther.
+[[nodiscard]] QueryCommand classify_query(std::string_view sql);
+
+}  // namespace pooler::daemon
