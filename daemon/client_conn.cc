@@ -71,16 +71,6 @@ std::string quote_literal(std::string_view v) {
   return out;
 }
 
-std::string quote_ident(std::string_view v) {
-  std::string out = "\"";
-  for (char ch : v) {
-    if (ch == '"') out += '"';
-    out += ch;
-  }
-  out += '"';
-  return out;
-}
-
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() &&
          std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
@@ -185,6 +175,10 @@ struct ClientConn::InterpretHandler {
   int requests = 0;
   bool stop = false;  // stopped before a message to look at whole
   protocol::ScanStep on_start(char type) {
+    if (c.skip_to_sync_ && type != 'S') {
+      stop = true;  // dropped whole by handle_message
+      return protocol::ScanStep::kStopBefore;
+    }
     switch (type) {
       case 'P':
       case 'B':
@@ -192,6 +186,11 @@ struct ClientConn::InterpretHandler {
       case 'C':
       case 'Q':
       case 'X':
+        stop = true;
+        return protocol::ScanStep::kStopBefore;
+      case 'E':
+        // Only to answer an Execute of a DEALLOCATE the pooler handled itself (see fake_portal_tag_).
+        if (!c.prepared_) return protocol::ScanStep::kContinue;
         stop = true;
         return protocol::ScanStep::kStopBefore;
       default:
@@ -209,6 +208,7 @@ struct ClientConn::InterpretHandler {
       case 'S':
         ++requests;
         c.unsynced_ = false;
+        c.skip_to_sync_ = false;
         s.owed().push(OwedAnswers::Kind::kSync, s.statements());
         break;
       case 'F':
@@ -717,6 +717,7 @@ void ClientConn::on_checkout_failed(const protocol::ErrorFields& e) {
     unsynced_ = false;
     scanner_.reset();
     assembling_ = false;
+    skip_to_sync_ = false;
     msg_.clear();
     state_ = State::kReady;
     send_and_flush(out);
@@ -730,7 +731,17 @@ std::vector<std::string> ClientConn::param_sync_sql(const ServerConn& s) const {
     const std::string* have = s.param(k);
     if (have == nullptr) have = s.applied(k);  // not reported by the server (e.g. search_path)
     if (have != nullptr && *have == v) continue;
-    sql.push_back(fmt::format("SET {} = {}", quote_ident(k), quote_literal(v)));
+    // set_config parses the value as the server parses a startup option (search_path "a,b" is two
+    // schemas), where SET with a quoted literal would make it one.
+    sql.push_back(fmt::format("pg_catalog.set_config({}, {}, false)", quote_literal(k), quote_literal(v)));
+  }
+  // A value another client left that this one never asked for goes back to the server's default.
+  for (const auto& [k, v] : s.applied_all()) {
+    bool mine = std::any_of(params_.begin(), params_.end(), [&](const auto& kv) { return iequals(kv.first, k); });
+    if (mine) continue;
+    sql.push_back(fmt::format(
+        "pg_catalog.set_config({0}, (SELECT reset_val FROM pg_catalog.pg_settings WHERE name = {0}), false)",
+        quote_literal(k)));
   }
   return sql;
 }
@@ -746,12 +757,12 @@ void ClientConn::apply_params_then(ServerConn* s, void (ClientConn::*next)(Serve
     in_.append(held_view_);
     have_view_ = false;
   }
-  std::string batch;
+  std::string batch = "SELECT ";
   for (std::size_t i = 0; i < sql.size(); ++i) {
-    if (i > 0) batch += "; ";
+    if (i > 0) batch += ", ";
     batch += sql[i];
   }
-  // One Query with all SETs: one round trip. The server reports the new values as ParameterStatus.
+  // One Query for all: one round trip. The server reports the new values as ParameterStatus.
   auto params = params_;
   s->run_internal({batch}, [this, next, params](ServerConn* srv, const InternalResult& r) {
     if (state_ == State::kClosed || server_ != srv) return;
@@ -765,7 +776,14 @@ void ClientConn::apply_params_then(ServerConn* s, void (ClientConn::*next)(Serve
       }
       return;
     }
-    // Remember non-reported values (search_path, ...) as set, so the next checkout can compare.
+    // Remember non-reported values (search_path, ...) as set, so the next checkout can compare; the ones
+    // put back to their defaults are no longer anyone's.
+    std::vector<std::string> reset;
+    for (const auto& [k, v] : srv->applied_all()) {
+      bool mine = std::any_of(params.begin(), params.end(), [&](const auto& kv) { return iequals(kv.first, k); });
+      if (!mine) reset.push_back(k);
+    }
+    for (const auto& k : reset) srv->forget_applied(k);
     for (const auto& [k, v] : params) {
       if (srv->param(k) == nullptr) srv->remember_applied(k, v);
     }
@@ -886,7 +904,11 @@ void ClientConn::on_server_ready(char tx_status) {
   }
   if (!quiet) return;
   if (pool_->mode() == config::PoolMode::kTransaction) {
-    release_server();
+    if (search_path_changed_) {
+      refresh_search_path_then_release();
+    } else {
+      release_server();
+    }
   } else {
     leave_if_asked();
   }
@@ -921,6 +943,32 @@ void ClientConn::release_server() {
   if (state_ == State::kLinked) state_ = State::kReady;
   pool_->release(s, PoolRuntime::ReleaseInfo{scanner_.at_boundary(), unsynced_});
   if (state_ == State::kReady) leave_if_asked();
+}
+
+void ClientConn::refresh_search_path_then_release() {
+  search_path_changed_ = false;
+  ServerConn* s = server_;
+  // The server stays this client's, unlinked, while the pooler asks it; the client's next bytes wait.
+  state_ = State::kSync;
+  sock_.set_reading(false);
+  s->unlink();
+  s->run_internal({"SELECT pg_catalog.current_setting('search_path')"}, [this](ServerConn* srv,
+                                                                            const InternalResult& r) {
+    if (state_ == State::kClosed || server_ != srv) return;
+    if (r.ok && r.value) {
+      set_kv(params_, "search_path", *r.value);
+      srv->remember_applied("search_path", *r.value);
+    }
+    state_ = State::kLinked;
+    release_server();
+    if (state_ != State::kReady) return;
+    sock_.set_reading(true);
+    if (!in_.empty()) {
+      std::string held;
+      held.swap(in_);
+      need_server(held);
+    }
+  });
 }
 
 void ClientConn::capture_params(const ServerConn& s) {
@@ -1013,6 +1061,7 @@ void ClientConn::handle_message(std::string_view msg) {
   char type = msg[0];
   std::string_view body = msg.substr(protocol::kFrameHeaderSize);
   ServerConn& s = *server_;
+  if (skip_to_sync_ && type != 'X') return;  // as the server would after an error: skipped
   switch (type) {
     case 'X':
       flush_out();
@@ -1021,6 +1070,17 @@ void ClientConn::handle_message(std::string_view msg) {
     case 'Q':
       handle_query(msg, body);
       return;
+    case 'P': {
+      std::string_view rest = body;
+      auto name = take_cstring(rest);
+      auto sql = name ? take_cstring(rest) : std::nullopt;
+      if (sql && classify_query(*sql).kind == QueryCommand::Kind::kListen) {
+        unsynced_ = true;
+        refuse_listen(/*extended=*/true);
+        return;
+      }
+      break;
+    }
     default:
       break;
   }
@@ -1048,21 +1108,14 @@ void ClientConn::handle_message(std::string_view msg) {
 
 void ClientConn::handle_query(std::string_view msg, std::string_view sql) {
   ServerConn& s = *server_;
+  // A simple Query replaces the unnamed statement and portal.
+  fake_statement_tag_.clear();
+  fake_portal_tag_.clear();
   QueryCommand cmd = classify_query(sql);
   switch (cmd.kind) {
-    case QueryCommand::Kind::kListen: {
-      // A LISTEN would stay on a server connection other clients get next; its notifications would reach
-      // whoever holds that connection. Refused, and the session goes on.
-      std::string err;
-      protocol::write_error_response(
-          err, protocol::ErrorFields{
-                   protocol::Severity::kError, "0A000", "LISTEN is not supported in transaction pool mode",
-                   "In transaction mode each transaction may run on a different server connection, so a "
-                   "LISTEN would not stay with this session.",
-                   "Listen through a database with pool_mode = \"session\"; NOTIFY works in either mode."});
-      s.owed().push_made_up(std::move(err), /*ready=*/true, s.statements());
+    case QueryCommand::Kind::kListen:
+      refuse_listen(/*extended=*/false);
       return;
-    }
     case QueryCommand::Kind::kDeallocate:
       if (prepared_ && statements_.erase(cmd.name) > 0) {
         // The client's name for one of the pool's statements: only the name goes away.
@@ -1078,6 +1131,7 @@ void ClientConn::handle_query(std::string_view msg, std::string_view sql) {
       }
       break;
     case QueryCommand::Kind::kDiscardAll:
+      search_path_changed_ = true;
       if (prepared_) {
         // Runs on the server and drops everything prepared there: put back if it fails (e.g. inside a
         // transaction block).
@@ -1089,11 +1143,32 @@ void ClientConn::handle_query(std::string_view msg, std::string_view sql) {
         return;
       }
       break;
+    case QueryCommand::Kind::kSetSearchPath:
+      // search_path is not reported by the server: read back at the end of the transaction and re-applied
+      // wherever this client goes next.
+      search_path_changed_ = true;
+      break;
     case QueryCommand::Kind::kOther:
       break;
   }
   forward(msg, 1);
   s.owed().push(OwedAnswers::Kind::kQuery, s.statements());
+}
+
+void ClientConn::refuse_listen(bool extended) {
+  // A LISTEN would stay on a server connection other clients get next; its notifications would reach
+  // whoever holds that connection. Refused, and the session goes on.
+  ServerConn& s = *server_;
+  std::string err;
+  protocol::write_error_response(
+      err, protocol::ErrorFields{protocol::Severity::kError, "0A000",
+                                 "LISTEN is not supported in transaction pool mode",
+                                 "In transaction mode each transaction may run on a different server connection, "
+                                 "so a LISTEN would not stay with this session.",
+                                 "Listen through a database with pool_mode = \"session\"; NOTIFY works in either "
+                                 "mode."});
+  s.owed().push_made_up(std::move(err), /*ready=*/!extended, s.statements());
+  if (extended) skip_to_sync_ = true;
 }
 
 void ClientConn::handle_statement_message(char type, std::string_view msg, std::string_view body) {
@@ -1109,7 +1184,26 @@ void ClientConn::handle_statement_message(char type, std::string_view msg, std::
   switch (type) {
     case 'P': {
       auto name = take_cstring(rest);
-      if (!name || name->empty()) break;  // the unnamed statement (or junk the server will reject)
+      if (!name) break;
+      if (name->empty()) {
+        fake_statement_tag_.clear();
+        std::string_view tail = rest;
+        auto sql = take_cstring(tail);
+        QueryCommand cmd = sql ? classify_query(*sql) : QueryCommand{};
+        if (cmd.kind == QueryCommand::Kind::kDeallocateAll ||
+            (cmd.kind == QueryCommand::Kind::kDeallocate && statements_.contains(cmd.name))) {
+          if (cmd.kind == QueryCommand::Kind::kDeallocateAll) {
+            statements_.clear();
+            fake_statement_tag_ = "DEALLOCATE ALL";
+          } else {
+            statements_.erase(cmd.name);
+            fake_statement_tag_ = "DEALLOCATE";
+          }
+          owed.push_made_up(std::string(kParseComplete), /*ready=*/false, cache);
+          return;
+        }
+        break;  // the unnamed statement: as sent
+      }
       StatementRef st = pool_->statements().intern(rest);
       statements_.insert_or_assign(std::string(*name), st);
       if (cache.contains(st.get())) {
@@ -1125,7 +1219,14 @@ void ClientConn::handle_statement_message(char type, std::string_view msg, std::
       auto portal = take_cstring(rest);
       if (!portal) break;
       auto name = take_cstring(rest);
-      StatementRef st = name ? lookup(*name) : nullptr;
+      if (!name) break;
+      if (portal->empty()) fake_portal_tag_.clear();
+      if (name->empty() && !fake_statement_tag_.empty()) {
+        if (portal->empty()) fake_portal_tag_ = fake_statement_tag_;
+        owed.push_made_up(std::string("2\0\0\0\4", 5), /*ready=*/false, cache);
+        return;
+      }
+      StatementRef st = lookup(*name);
       if (st == nullptr) break;
       if (cache.contains(st.get())) {
         cache.touch(st.get());
@@ -1140,11 +1241,39 @@ void ClientConn::handle_statement_message(char type, std::string_view msg, std::
       owed.push(OwedAnswers::Kind::kBind, cache);
       return;
     }
+    case 'E': {
+      auto portal = take_cstring(rest);
+      if (portal && portal->empty() && !fake_portal_tag_.empty()) {
+        owed.push_made_up(command_complete(fake_portal_tag_), /*ready=*/false, cache);
+        return;
+      }
+      forward(msg);
+      owed.push(OwedAnswers::Kind::kExecute, cache);
+      return;
+    }
     case 'D':
     case 'C': {
-      if (rest.empty() || rest[0] != 'S') break;  // a portal
+      if (rest.empty()) break;
+      char what = rest[0];
       rest.remove_prefix(1);
       auto name = take_cstring(rest);
+      if (name && name->empty()) {
+        // The unnamed statement or portal of a DEALLOCATE answered here.
+        const std::string& tag = what == 'S' ? fake_statement_tag_ : fake_portal_tag_;
+        if (tag.empty()) break;
+        std::string answer;
+        if (type == 'C') {
+          answer = kCloseComplete;
+          (what == 'S' ? fake_statement_tag_ : fake_portal_tag_).clear();
+        } else {
+          // No parameters (for a statement), and no rows.
+          if (what == 'S') answer.append("t\0\0\0\6\0\0", 7);
+          answer.append("n\0\0\0\4", 5);
+        }
+        owed.push_made_up(std::move(answer), /*ready=*/false, cache);
+        return;
+      }
+      if (what != 'S') break;  // a named portal
       StatementRef st = name ? lookup(*name) : nullptr;
       if (st == nullptr) break;
       if (type == 'C') {
@@ -1171,8 +1300,9 @@ void ClientConn::handle_statement_message(char type, std::string_view msg, std::
   // Not one of the client's named statements: as the client sent it.
   forward(msg);
   static constexpr OwedAnswers::Kind kAnswer[] = {OwedAnswers::Kind::kParse, OwedAnswers::Kind::kBind,
-                                                  OwedAnswers::Kind::kDescribe, OwedAnswers::Kind::kClose};
-  std::size_t i = type == 'P' ? 0 : type == 'B' ? 1 : type == 'D' ? 2 : 3;
+                                                  OwedAnswers::Kind::kDescribe, OwedAnswers::Kind::kClose,
+                                                  OwedAnswers::Kind::kExecute};
+  std::size_t i = type == 'P' ? 0 : type == 'B' ? 1 : type == 'D' ? 2 : type == 'C' ? 3 : 4;
   owed.push(kAnswer[i], cache);
 }
 

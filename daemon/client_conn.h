@@ -114,10 +114,13 @@ class ClientConn final : public SocketOwner {
   bool assemble(std::string_view& data);
   void handle_message(std::string_view msg);
   void handle_query(std::string_view msg, std::string_view sql);
+  // Answers a LISTEN with 0A000; in the extended protocol the client's messages up to its Sync are skipped.
+  void refuse_listen(bool extended);
   void handle_statement_message(char type, std::string_view msg, std::string_view body);
   void prepare_on_server(const StatementRef& st, bool hidden);
   void forward(std::string_view bytes, int requests = 0);
   void flush_out();
+  void refresh_search_path_then_release();
   void arm_idle_tx_timer();
   void stop_idle_tx_timer();
   void on_idle_tx_timeout();
@@ -158,9 +161,15 @@ class ClientConn final : public SocketOwner {
   bool interpret_ = false;           // transaction mode: see relay_interpreting
   bool prepared_ = false;            // and named statements are mapped to the pool's (max_prepared_statements)
   bool assembling_ = false;          // msg_ holds the first bytes of a message still arriving
+  bool search_path_changed_ = false;
+  bool skip_to_sync_ = false;        // the pooler answered an extended-protocol message with an error  // a SET search_path ran: read it back before releasing the server
   std::string msg_;                  // a message being assembled
   std::string out_;                  // bytes for the server, sent once per read
   int out_requests_ = 0;             // requests (Query, Sync, FunctionCall) in out_
+  // A DEALLOCATE of the client's names sent as the unnamed statement (psycopg 3 does), answered by the
+  // pooler: the command tag for the unnamed statement, and for the unnamed portal bound from it.
+  std::string fake_statement_tag_;
+  std::string fake_portal_tag_;
   // The client's named statements: its name → the pool's statement.
   std::unordered_map<std::string, StatementRef> statements_;
   UvHandle<uv_timer_t> idle_tx_timer_;  // idle_transaction_timeout; made on first use

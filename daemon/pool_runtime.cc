@@ -206,6 +206,8 @@ void PoolRuntime::reconfigure(const config::Database& db, ServerConnParams param
                               bool identity_changed) {
   db_ = db;
   params_ = std::move(params);
+  // query_timeout applies to requests from now on, on every connection.
+  for (auto& [id, conn] : conns_) conn->set_query_timeout(params_.query_timeout);
   if (hosts != hosts_) {
     // Host indexes of connects under way refer to the old list: let them finish without retries there.
     for (auto& [id, a] : attempts_) {

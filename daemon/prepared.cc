@@ -287,6 +287,17 @@ QueryCommand classify_query(std::string_view sql) {
   SqlCursor cur(sql);
   std::string first = cur.word();
   if (first == "listen") return {QueryCommand::Kind::kListen, {}};
+  if (first == "set") {
+    std::string w = cur.word();
+    if (w == "session") w = cur.word();
+    if (w == "search_path") return {QueryCommand::Kind::kSetSearchPath, {}};
+    return {};
+  }
+  if (first == "reset") {
+    std::string w = cur.word();
+    if (w == "search_path" || w == "all") return {QueryCommand::Kind::kSetSearchPath, {}};
+    return {};
+  }
   if (first == "discard") {
     if (cur.word() == "all" && cur.at_end()) return {QueryCommand::Kind::kDiscardAll, {}};
     return {};

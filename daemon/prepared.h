@@ -134,12 +134,15 @@ class OwedAnswers {
 
 // Recognised statements of a simple Query, for transaction mode.
 struct QueryCommand {
-  enum class Kind { kOther, kListen, kDeallocate, kDeallocateAll, kDiscardAll };
+  // kSetSearchPath: SET [SESSION] search_path, RESET search_path or RESET ALL (it may be followed by more
+  // statements; the value is read back from the server afterwards).
+  enum class Kind { kOther, kListen, kDeallocate, kDeallocateAll, kDiscardAll, kSetSearchPath };
   Kind kind = Kind::kOther;
   std::string name;  // kDeallocate: the statement name, case-folded unless quoted
 };
 // Classifies a Query body (the SQL, NUL-terminated or not) when it is one of the statements above, alone
-// (comments, whitespace and one trailing semicolon allowed); anything else is kOther.
+// (comments, whitespace and one trailing semicolon allowed; LISTEN and kSetSearchPath need only start the
+// query); anything else is kOther.
 [[nodiscard]] QueryCommand classify_query(std::string_view sql);
 
 }  // namespace pooler::daemon

@@ -105,10 +105,20 @@ struct ServerConn::InternalHandler {
   ServerConn& s;
   bool fatal = false;
   std::string fatal_message;
+  // DataRow: Int16 column count, then per column Int32 length (-1 = NULL) and the bytes.
+  void capture_value(std::string_view row) {
+    if (row.size() < 6) return;
+    auto byte = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(row[i])); };
+    if (((byte(0) << 8) | byte(1)) == 0) return;
+    std::uint32_t len = (byte(2) << 24) | (byte(3) << 16) | (byte(4) << 8) | byte(5);
+    if (len == 0xffffffffU || len > row.size() - 6) return;
+    s.internal_result_.value = std::string(row.substr(6, len));
+  }
   protocol::ScanStep on_start(char) { return protocol::ScanStep::kContinue; }
-  bool want_body(char type) { return type == 'Z' || type == 'S' || type == 'E'; }
+  bool want_body(char type) { return type == 'Z' || type == 'S' || type == 'E' || type == 'D'; }
   protocol::ScanStep on_end(char type, std::string_view body) {
     s.observe(type, body);
+    if (type == 'D' && s.state_ == State::kInternal && !s.internal_result_.value) capture_value(body);
     // Answers to a departed client's requests keep the prepared-statement bookkeeping right; whatever was
     // to be made up for it is dropped.
     if (s.owed_.on_message(type, s.statements_)) {
@@ -187,6 +197,10 @@ const std::string* ServerConn::applied(std::string_view name) const {
 }
 
 void ServerConn::remember_applied(std::string_view name, std::string_view value) { set_param(applied_, name, value); }
+
+void ServerConn::forget_applied(std::string_view name) {
+  std::erase_if(applied_, [&](const auto& kv) { return kv.first == name; });
+}
 
 void ServerConn::connect(const ServerConnParams& params) {
   std::vector<const char*> keys;
@@ -530,7 +544,7 @@ void ServerConn::lost(std::string reason) {
   close();
   if (was == State::kLinked && client != nullptr) client->on_server_lost(reason);
   if (was == State::kInternal && done) {
-    InternalResult r{false, "08006", reason, "FATAL"};
+    InternalResult r{false, "08006", reason, "FATAL", std::nullopt};
     done(this, r);
   }
   owner_->on_server_lost(this, std::move(reason));

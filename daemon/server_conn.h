@@ -48,6 +48,7 @@ struct InternalResult {
   std::string sqlstate;  // of the first ErrorResponse, if any
   std::string message;
   std::string severity;
+  std::optional<std::string> value;  // first column of the first row, when a query returned one (not NULL)
 };
 
 struct ServerConnParams {
@@ -98,6 +99,8 @@ class ServerConn final : public SocketOwner {
   [[nodiscard]] const std::string* applied(std::string_view name) const;
   void remember_applied(std::string_view name, std::string_view value);
   void forget_applied() { applied_.clear(); }
+  void forget_applied(std::string_view name);
+  [[nodiscard]] const std::vector<std::pair<std::string, std::string>>& applied_all() const { return applied_; }
   // Unsent bytes towards the server; with notify_drained_to the client hears when they are gone.
   [[nodiscard]] std::size_t backlog() const { return sock_.pending(); }
   void notify_drained_to(ClientConn* c) { drain_waiter_ = c; }
@@ -114,6 +117,7 @@ class ServerConn final : public SocketOwner {
   // its client (see prepared.h). The linked client records every request it sends in owed().
   [[nodiscard]] ServerStatements& statements() { return statements_; }
   [[nodiscard]] OwedAnswers& owed() { return owed_; }
+  void set_query_timeout(std::optional<std::chrono::duration<double>> t) { query_timeout_ = t; }
   // A DISCARD ALL reset dropped every prepared statement on the server.
   void forget_statements() { (void)statements_.take_all(); }
   // Sends the made-up answers now at the head of owed() to the client; true if one was a ReadyForQuery.
