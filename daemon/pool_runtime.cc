@@ -237,7 +237,7 @@ void PoolRuntime::request(ClientConn* c) {
     return;
   }
   waiters_[c->id()] = Waiting{c, now()};
-  std::vector<pool::Action> actions;
+  std::vector<pool::Action>& actions = scratch_;  // run() empties it; reused to spare an allocation
   pool_.checkout(c->id(), now(), actions);
   run(actions);
 }
@@ -251,7 +251,7 @@ void PoolRuntime::cancel_request(ClientConn* c) {
 }
 
 void PoolRuntime::release(ServerConn* s, ReleaseInfo info) {
-  std::vector<pool::Action> actions;
+  std::vector<pool::Action>& actions = scratch_;
   auto it = conns_.find(s->id());
   if (it == conns_.end()) return;  // already lost and forgotten
   if (s->state() == ServerConn::State::kClosed || !info.client_stream_clean) {
@@ -297,11 +297,12 @@ void PoolRuntime::run(std::vector<pool::Action>& actions) {
   actions.clear();
   if (in_run_) return;  // an outer run() is draining; nested events only queue
   in_run_ = true;
-  while (!pending_.empty()) {
-    pool::Action a = std::move(pending_.front());
-    pending_.pop_front();
+  // Carrying out an action may queue more (at the end); the buffer keeps its capacity between runs.
+  for (std::size_t i = 0; i < pending_.size(); ++i) {
+    pool::Action a = std::move(pending_[i]);
     carry_out(a);
   }
+  pending_.clear();
   in_run_ = false;
   arm_timer();
 }
@@ -463,6 +464,14 @@ void PoolRuntime::refresh_metrics() {
     metrics_.invalidations.Increment(static_cast<double>(st.invalidations_total - seen_invalidations_));
     seen_invalidations_ = st.invalidations_total;
   }
+  // The relay counts into totals_ (plain integers); the counters catch up here.
+  auto catch_up = [](prometheus::Counter& c, std::uint64_t total, std::uint64_t& seen) {
+    if (total > seen) c.Increment(static_cast<double>(total - seen));
+    seen = total;
+  };
+  catch_up(metrics_.client_to_server_bytes, totals_.received, seen_received_);
+  catch_up(metrics_.server_to_client_bytes, totals_.sent, seen_sent_);
+  catch_up(metrics_.queries, totals_.queries, seen_queries_);
 }
 
 void PoolRuntime::pause() { paused_ = true; }

@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -128,6 +127,7 @@ class PoolRuntime final : public ServerConnOwner {
   StatementRegistry statements_;
   std::uint64_t seen_ping_failures_ = 0;
   std::uint64_t seen_invalidations_ = 0;
+  std::uint64_t seen_received_ = 0, seen_sent_ = 0, seen_queries_ = 0;  // totals_ already in the counters
   UvHandle<uv_timer_t> timer_;
   UvHandle<uv_timer_t> health_timer_;  // every health_check_period: ping connections idle that long
   UvHandle<uv_timer_t> probe_timer_;   // when a down host's backoff ends: try it again in the background
@@ -146,7 +146,8 @@ class PoolRuntime final : public ServerConnOwner {
   // Background probes of down hosts: a plain connect that is closed again once it worked.
   class Prober;
   std::unique_ptr<Prober> prober_;
-  std::deque<pool::Action> pending_;  // decisions not yet carried out (events may nest)
+  std::vector<pool::Action> pending_;  // decisions not yet carried out (events may nest)
+  std::vector<pool::Action> scratch_;  // where request() and release() collect the pool's decisions
   bool in_run_ = false;
   bool retired_ = false;
   std::vector<std::pair<std::string, std::string>> login_params_;

@@ -364,10 +364,8 @@ bool ServerConn::send_from_client(std::string_view bytes, int new_requests) {
     in_tx_ = true;
     tx_start_ = std::chrono::steady_clock::now();
   }
-  if (metrics_ != nullptr) {
-    metrics_->client_to_server_bytes.Increment(static_cast<double>(bytes.size()));
-    if (new_requests > 0) metrics_->queries.Increment(new_requests);
-  }
+  // Byte and query counters are plain totals here; the pool adds them to its Prometheus counters at scrape
+  // time (an atomic add per chunk would cost more than the count).
   if (totals_ != nullptr) {
     totals_->received += bytes.size();
     totals_->queries += static_cast<std::uint64_t>(new_requests);
@@ -587,7 +585,6 @@ void ServerConn::process(std::string_view data) {
       if (h.hide_next) hiding_ = true;
       if (client == nullptr) continue;
       if (!h.hidden && !chunk.empty()) {
-        if (metrics_ != nullptr) metrics_->server_to_client_bytes.Increment(static_cast<double>(chunk.size()));
         if (totals_ != nullptr) totals_->sent += chunk.size();
         std::size_t backlog = client->deliver(chunk);
         if (state_ != State::kLinked || client_ != client) continue;
