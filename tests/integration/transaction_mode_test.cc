@@ -239,6 +239,38 @@ TEST_F(IntegrationTransactionMode, StartupParametersFollowTheClient) {
   EXPECT_STREQ(PQparameterStatus(beta.get(), "application_name"), "beta2");
 }
 
+// search_path is not reported by the server: a SET search_path outside a transaction is read back when the
+// transaction ends and follows its client to every server connection, and never reaches another client; a
+// list given at startup stays a list (two schemas, not one schema named "a, b").
+TEST_F(IntegrationTransactionMode, SearchPathFollowsTheClientAndDoesNotLeak) {
+  start(1, 0);
+  exec_ok(admin_.get(),
+          "CREATE SCHEMA IF NOT EXISTS sp_one; CREATE SCHEMA IF NOT EXISTS sp_two; "
+          "CREATE TABLE IF NOT EXISTS sp_one.t(v text); CREATE TABLE IF NOT EXISTS sp_two.u(v text); "
+          "GRANT USAGE ON SCHEMA sp_one, sp_two TO app; GRANT SELECT ON sp_one.t, sp_two.u TO app");
+  PgConnPtr listy = client("options='-c search_path=sp_one,sp_two'");
+  PgConnPtr setter = client();
+  PgConnPtr bystander = client();
+  const std::string default_path = query_value(bystander.get(), "SHOW search_path");
+  EXPECT_EQ(query_value(listy.get(), "SHOW search_path"), "sp_one,sp_two");
+  EXPECT_EQ(query_value(listy.get(), "SELECT count(*) FROM t, u"), "0");  // both schemas searched
+
+  exec_ok(setter.get(), "SET search_path TO sp_two, public");
+  for (int i = 0; i < 3; ++i) {
+    // One server connection for all three: each query of each client runs on it in turn.
+    EXPECT_EQ(query_value(setter.get(), "SHOW search_path"), "sp_two, public");
+    EXPECT_EQ(query_value(setter.get(), "SELECT count(*) FROM u"), "0");
+    EXPECT_EQ(query_value(bystander.get(), "SHOW search_path"), default_path);
+    EXPECT_EQ(query_value(listy.get(), "SHOW search_path"), "sp_one,sp_two");
+  }
+  // Inside a transaction that rolls back, the change does not stick; RESET goes back to the default.
+  exec_ok(setter.get(), "BEGIN; SET search_path TO sp_one; ROLLBACK");
+  EXPECT_EQ(query_value(setter.get(), "SHOW search_path"), "sp_two, public");
+  exec_ok(setter.get(), "RESET search_path");
+  EXPECT_EQ(query_value(bystander.get(), "SHOW search_path"), default_path);
+  EXPECT_EQ(query_value(setter.get(), "SHOW search_path"), default_path);
+}
+
 // libpq pipeline mode: several extended-protocol queries and Syncs in flight at once, answered in order.
 TEST_F(IntegrationTransactionMode, PipelinedExtendedProtocol) {
   start(2, 0);
