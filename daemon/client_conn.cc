@@ -255,8 +255,10 @@ void ClientConn::fatal(std::string_view sqlstate, std::string message, std::stri
     close();
     return;
   }
-  // Let the error reach the client before closing; stop reading meanwhile.
+  // Let the error reach the client before closing; stop reading meanwhile (the janitor closes a client that
+  // does not read it within a few seconds).
   close_after_flush_ = true;
+  closing_since_ = std::chrono::steady_clock::now();
   sock_.set_reading(false);
   if (pool_ != nullptr && state_ == State::kLoginWait) pool_->cancel_request(this);
   if (server_ != nullptr) release_server();

@@ -63,6 +63,9 @@ class ClientConn final : public SocketOwner {
   [[nodiscard]] std::string application_name() const;
   [[nodiscard]] bool is_admin() const { return admin_; }
   [[nodiscard]] bool logged_in() const;
+  // A FATAL error was sent and the client closes once it has read it; since when.
+  [[nodiscard]] bool closing() const { return close_after_flush_; }
+  [[nodiscard]] std::chrono::steady_clock::time_point closing_since() const { return closing_since_; }
 
   // --- from the server side ---
   // Bytes the linked server sent; returns the client's unsent backlog (for backpressure).
@@ -175,6 +178,7 @@ class ClientConn final : public SocketOwner {
   UvHandle<uv_timer_t> idle_tx_timer_;  // idle_transaction_timeout; made on first use
   bool idle_tx_armed_ = false;
   bool close_after_flush_ = false;
+  std::chrono::steady_clock::time_point closing_since_{};
   std::int32_t cancel_pid_ = 0;
   std::int32_t cancel_key_ = 0;
 };

@@ -451,6 +451,13 @@ void Daemon::janitor() {
     }
   }
   for (ClientConn* c : expired) c->fatal("08P01", "client_login_timeout expired before login completed");
+  // A client sent a FATAL error that it does not read: its slot is freed anyway.
+  constexpr auto kFatalDrainLimit = std::chrono::seconds(5);
+  std::vector<ClientConn*> stuck;
+  for (auto& [id, c] : clients_) {
+    if (c->closing() && now - c->closing_since() > kFatalDrainLimit) stuck.push_back(c.get());
+  }
+  for (ClientConn* c : stuck) c->close();
   if (shutting_down_ && (clients_.empty() || now >= shutdown_deadline_)) {
     if (!clients_.empty()) spdlog::warn("event=shutdown_timeout clients={}", clients_.size());
     shutdown(true);
