@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -24,6 +25,7 @@
 #include "daemon/pool_runtime.h"
 #include "daemon/server_conn.h"
 #include "protocol/md5_auth.h"
+#include "protocol/random.h"
 
 namespace pooler::daemon {
 
@@ -261,7 +263,9 @@ void Daemon::register_cancel_key(ClientConn* c, std::int32_t& pid, std::int32_t&
     pid = next_cancel_pid_;
     next_cancel_pid_ = next_cancel_pid_ >= 0x3fffffff ? 1 : next_cancel_pid_ + 1;
   } while (by_cancel_pid_.contains(pid));
-  RAND_bytes(reinterpret_cast<unsigned char*>(&key), sizeof key);
+  std::array<std::uint8_t, sizeof key> bytes{};
+  protocol::secure_random(bytes);
+  std::memcpy(&key, bytes.data(), sizeof key);
   by_cancel_pid_[pid] = c;
 }
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "protocol/scram.h"
+#include "protocol/random.h"
 
 namespace pooler::protocol {
 namespace {
@@ -59,7 +60,7 @@ bool md5_verify(std::string_view stored, std::string_view user, std::array<std::
 
 std::array<std::uint8_t, 4> random_salt4() {
   std::array<std::uint8_t, 4> salt{};
-  if (RAND_bytes(salt.data(), static_cast<int>(salt.size())) != 1) std::abort();
+  secure_random(salt);
   return salt;
 }
 

@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "protocol/base64.h"
+#include "protocol/random.h"
 
 namespace pooler::protocol {
 namespace {
@@ -88,7 +89,7 @@ bool is_valid_nonce(std::string_view nonce) {
 std::string random_nonce() {
   std::array<unsigned char, kRawNonceLength> raw{};
   // A predictable nonce would allow replaying an eavesdropped exchange.
-  if (RAND_bytes(raw.data(), static_cast<int>(raw.size())) != 1) std::abort();
+  secure_random(raw);
   return base64_encode({reinterpret_cast<const char*>(raw.data()), raw.size()});
 }
 
