@@ -277,7 +277,7 @@ void ClientConn::close() {
     PoolRuntime::ReleaseInfo info{scanner_.at_boundary(), unsynced_};
     if (pool_ != nullptr) pool_->release(s, info);
   }
-  sock_.close();
+  sock_.close(terminated_);
   spdlog::debug("event=client_closed client={} peer={}", id_, peer_);
   daemon_.retire(this);
 }
@@ -843,6 +843,7 @@ void ClientConn::relay_to_server(std::string_view data) {
     ServerConn* s = server_;
     if (!chunk.empty() && !s->send_from_client(chunk, h.requests)) return;  // server lost: we were told
     if (h.terminate) {
+      terminated_ = true;
       close();
       return;
     }
@@ -858,6 +859,7 @@ void ClientConn::need_server(std::string_view data) {
   if (data.empty()) return;
   if (data[0] == 'X' && in_.empty() && !assembling_) {
     // A Terminate while idle needs no server.
+    terminated_ = true;
     close();
     return;
   }
@@ -1067,6 +1069,7 @@ void ClientConn::handle_message(std::string_view msg) {
   switch (type) {
     case 'X':
       flush_out();
+      terminated_ = true;
       close();
       return;
     case 'Q':

@@ -178,6 +178,7 @@ class ClientConn final : public SocketOwner {
   UvHandle<uv_timer_t> idle_tx_timer_;  // idle_transaction_timeout; made on first use
   bool idle_tx_armed_ = false;
   bool close_after_flush_ = false;
+  bool terminated_ = false;  // the client sent Terminate: its socket is closed without draining
   std::chrono::steady_clock::time_point closing_since_{};
   std::int32_t cancel_pid_ = 0;
   std::int32_t cancel_key_ = 0;

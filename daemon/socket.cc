@@ -32,9 +32,11 @@ int Socket::open(uv_loop_t* loop, int fd, bool owns_fd, SocketOwner* owner) {
   return 0;
 }
 
-void Socket::close() {
+void Socket::close(bool peer_done) {
   poll_.reset();  // uv_close stops the poll (epoll DEL) synchronously, so the fd can be closed right after
-  if (fd_ >= 0 && owns_fd_) {
+  if (fd_ >= 0 && owns_fd_ && peer_done) {
+    ::close(fd_);
+  } else if (fd_ >= 0 && owns_fd_) {
     // Unread input makes close() send RST, and a RST can make the peer drop the ErrorResponse we just
     // wrote: read what is there (bounded) and half-close first.
     char sink[4096];

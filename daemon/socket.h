@@ -43,8 +43,10 @@ class Socket {
 
   // Starts polling `fd`. With owns_fd the fd is closed on destruction; server sockets belong to libpq.
   [[nodiscard]] int open(uv_loop_t* loop, int fd, bool owns_fd, SocketOwner* owner);
-  // Stops polling and (if owned) closes the fd. Safe to call twice.
-  void close();
+  // Stops polling and (if owned) closes the fd. Safe to call twice. Unless the peer said it is done (sent
+  // Terminate), unread input is drained and the write side shut first, so the peer gets what was written
+  // rather than a RST.
+  void close(bool peer_done = false);
   [[nodiscard]] bool is_open() const { return static_cast<bool>(poll_); }
   [[nodiscard]] int fd() const { return fd_; }
 
