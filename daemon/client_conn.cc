@@ -244,7 +244,8 @@ void ClientConn::send_and_flush(const std::string& bytes) {
 }
 
 void ClientConn::fatal(std::string_view sqlstate, std::string message, std::string detail) {
-  if (state_ == State::kClosed) return;
+  // One FATAL per client: a second one (e.g. from a drain check while releasing the server) is not sent.
+  if (state_ == State::kClosed || close_after_flush_) return;
   spdlog::info("event=client_error client={} peer={} user={} database={} sqlstate={} message={}", id_, peer_,
                user_, database_, sqlstate, log_value(message));
   std::string out;
