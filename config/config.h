@@ -2,6 +2,7 @@
 // Defaults live here, in the member initialisers, and nowhere else.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -24,6 +25,13 @@ enum class AuthType { kTrust, kMd5, kScramSha256 };                  // "trust" 
 enum class PoolMode { kSession, kTransaction };                      // "session" | "transaction"
 enum class LogFormat { kText, kJson };                               // "text" | "json"
 enum class ResetOnReturn { kRollback, kDiscard, kNone };             // "rollback" | "discard" | "none"
+// How clients may or must use TLS. verify-ca also requires a client certificate signed by client_tls_ca;
+// verify-full, in addition, its CN equal to the user name (PgBouncer's client_tls_sslmode spellings).
+enum class ClientTlsMode { kDisable, kAllow, kRequire, kVerifyCa, kVerifyFull };
+enum class TlsVersion { kTls12, kTls13 };                            // "TLSv1.2" | "TLSv1.3"
+// pg_hba.conf connection types and methods, spelled as PostgreSQL spells them.
+enum class HbaType { kLocal, kHost, kHostSsl, kHostNoSsl };          // "local" | "host" | "hostssl" | "hostnossl"
+enum class HbaMethod { kTrust, kReject, kMd5, kScramSha256, kCert }; // "trust" | "reject" | "md5" | ...
 // libpq's target_session_attrs, spelled as libpq spells them: "any", "read-write", "read-only", "primary",
 // "standby", "prefer-standby".
 enum class TargetSessionAttrs { kAny, kReadWrite, kReadOnly, kPrimary, kStandby, kPreferStandby };
@@ -60,6 +68,12 @@ struct Database {
   int max_prepared_statements = 0;           // >= 0
   TargetSessionAttrs target_session_attrs = TargetSessionAttrs::kAny;
   std::string sslmode = "prefer";            // libpq sslmode spelling
+  // Passed to libpq as they are ("" = not passed): the CA to verify the server with, the client certificate
+  // and key the pooler presents, and a certificate revocation list.
+  std::string sslrootcert;
+  std::string sslcert;
+  std::string sslkey;
+  std::string sslcrl;
   std::string application_name;              // server-side application_name fallback, "" = none
 
   // A session-mode client may have changed any session state, so DISCARD ALL; in transaction mode the
@@ -78,6 +92,42 @@ struct User {
   friend bool operator==(const User&, const User&) = default;
 };
 
+// [pooler.tls]: TLS towards clients. Without cert_file and key_file clients are answered 'N' (no TLS).
+struct Tls {
+  std::string cert_file;                     // PEM certificate (chain) presented to clients
+  std::string key_file;                      // its PEM private key
+  std::string client_tls_ca;                 // PEM CA bundle for client certificates; "" = none asked for
+  std::string ciphers;                       // OpenSSL cipher list for TLS 1.2; "" = the pooler's default
+  TlsVersion min_version = TlsVersion::kTls12;
+  // Default: kAllow when cert_file is set, else kDisable.
+  ClientTlsMode client_tls_mode = ClientTlsMode::kDisable;
+
+  [[nodiscard]] bool enabled() const { return client_tls_mode != ClientTlsMode::kDisable; }
+
+  friend bool operator==(const Tls&, const Tls&) = default;
+};
+
+// An IPv4 or IPv6 network as in a pg_hba.conf address: the family's address bytes and a prefix length.
+struct IpNet {
+  int family = 4;                            // 4 or 6
+  std::array<std::uint8_t, 16> bytes{};      // IPv4 uses the first 4
+  int prefix = 32;
+
+  friend bool operator==(const IpNet&, const IpNet&) = default;
+};
+
+// One [[pooler.hba]] entry, as one line of pg_hba.conf.
+struct HbaRule {
+  HbaType type = HbaType::kHost;
+  std::vector<std::string> databases;        // names, "all" or "sameuser"
+  std::vector<std::string> users;            // names or "all"
+  std::optional<IpNet> address;              // nullopt: "all" (and always for local)
+  HbaMethod method = HbaMethod::kScramSha256;
+  int line = 0;                              // where it is in the file, for logs
+
+  friend bool operator==(const HbaRule&, const HbaRule&) = default;
+};
+
 // The [pooler] table: process-wide settings.
 struct Pooler {
   std::string listen_addr = "127.0.0.1";
@@ -93,6 +143,12 @@ struct Pooler {
   Seconds client_login_timeout{60.0};        // > 0
   Seconds shutdown_timeout{30.0};            // >= 0
   Seconds health_check_period{30.0};         // > 0
+  // Server connections across all pools of one database / of one user; 0 = no limit.
+  int max_db_connections = 0;
+  int max_user_connections = 0;
+  Tls tls;
+  // Checked first match wins; empty = no rules, auth_type applies to everyone.
+  std::vector<HbaRule> hba;
 
   friend bool operator==(const Pooler&, const Pooler&) = default;
 };

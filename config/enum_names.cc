@@ -38,6 +38,34 @@ constexpr std::array<EnumName<TargetSessionAttrs>, 6> kTargetSessionAttrs{{
     {"prefer-standby", TargetSessionAttrs::kPreferStandby},
 }};
 
+constexpr std::array<EnumName<ClientTlsMode>, 5> kClientTlsModes{{
+    {"disable", ClientTlsMode::kDisable},
+    {"allow", ClientTlsMode::kAllow},
+    {"require", ClientTlsMode::kRequire},
+    {"verify-ca", ClientTlsMode::kVerifyCa},
+    {"verify-full", ClientTlsMode::kVerifyFull},
+}};
+
+constexpr std::array<EnumName<TlsVersion>, 2> kTlsVersions{{
+    {"TLSv1.2", TlsVersion::kTls12},
+    {"TLSv1.3", TlsVersion::kTls13},
+}};
+
+constexpr std::array<EnumName<HbaType>, 4> kHbaTypes{{
+    {"local", HbaType::kLocal},
+    {"host", HbaType::kHost},
+    {"hostssl", HbaType::kHostSsl},
+    {"hostnossl", HbaType::kHostNoSsl},
+}};
+
+constexpr std::array<EnumName<HbaMethod>, 5> kHbaMethods{{
+    {"trust", HbaMethod::kTrust},
+    {"reject", HbaMethod::kReject},
+    {"md5", HbaMethod::kMd5},
+    {"scram-sha-256", HbaMethod::kScramSha256},
+    {"cert", HbaMethod::kCert},
+}};
+
 }  // namespace
 
 template <> std::span<const EnumName<AuthType>> enum_names<AuthType>() { return kAuthTypes; }
@@ -47,6 +75,11 @@ template <> std::span<const EnumName<ResetOnReturn>> enum_names<ResetOnReturn>()
 template <> std::span<const EnumName<TargetSessionAttrs>> enum_names<TargetSessionAttrs>() {
   return kTargetSessionAttrs;
 }
+
+template <> std::span<const EnumName<ClientTlsMode>> enum_names<ClientTlsMode>() { return kClientTlsModes; }
+template <> std::span<const EnumName<TlsVersion>> enum_names<TlsVersion>() { return kTlsVersions; }
+template <> std::span<const EnumName<HbaType>> enum_names<HbaType>() { return kHbaTypes; }
+template <> std::span<const EnumName<HbaMethod>> enum_names<HbaMethod>() { return kHbaMethods; }
 
 std::string quoted_list(std::span<const std::string_view> names) {
   std::string out;

@@ -26,6 +26,10 @@ template <> std::span<const EnumName<PoolMode>> enum_names<PoolMode>();
 template <> std::span<const EnumName<LogFormat>> enum_names<LogFormat>();
 template <> std::span<const EnumName<ResetOnReturn>> enum_names<ResetOnReturn>();
 template <> std::span<const EnumName<TargetSessionAttrs>> enum_names<TargetSessionAttrs>();
+template <> std::span<const EnumName<ClientTlsMode>> enum_names<ClientTlsMode>();
+template <> std::span<const EnumName<TlsVersion>> enum_names<TlsVersion>();
+template <> std::span<const EnumName<HbaType>> enum_names<HbaType>();
+template <> std::span<const EnumName<HbaMethod>> enum_names<HbaMethod>();
 
 template <typename E>
   requires std::is_enum_v<E>

@@ -2,12 +2,14 @@
 // config.h: a key that is absent (or wrong) leaves its member initialiser in place.
 #include "config/schema.h"
 
+#include <algorithm>
 #include <array>
 #include <string_view>
 #include <utility>
 
 #include <fmt/format.h>
 
+#include "config/hba.h"
 #include "config/host_port.h"
 #include "config/password_kind.h"
 
@@ -35,6 +37,107 @@ struct AdminUserRef {
 SourcePos table_pos(const toml::table& table, const toml::key& key) {
   const SourcePos pos = to_pos(table.source());
   return pos.line > 0 ? pos : to_pos(key.source());
+}
+
+void read_tls(TableReader& r, Tls& tls) {
+  r.string("cert_file", tls.cert_file, false);
+  r.string("key_file", tls.key_file, false);
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    r.error(tls.cert_file.empty() ? "key_file" : "cert_file",
+            "cert_file and key_file go together: give both, or neither to turn client TLS off");
+  }
+  r.string("client_tls_ca", tls.client_tls_ca, false);
+  r.string("ciphers", tls.ciphers, false);
+  r.choice("min_version", tls.min_version);
+  const bool have_cert = !tls.cert_file.empty() && !tls.key_file.empty();
+  tls.client_tls_mode = have_cert ? ClientTlsMode::kAllow : ClientTlsMode::kDisable;
+  if (r.choice("client_tls_mode", tls.client_tls_mode) && tls.enabled() && !have_cert) {
+    r.error("client_tls_mode", fmt::format("\"{}\" needs cert_file and key_file", to_string(tls.client_tls_mode)));
+    tls.client_tls_mode = ClientTlsMode::kDisable;
+  }
+  if ((tls.client_tls_mode == ClientTlsMode::kVerifyCa || tls.client_tls_mode == ClientTlsMode::kVerifyFull) &&
+      tls.client_tls_ca.empty()) {
+    r.error("client_tls_mode", fmt::format("\"{}\" needs client_tls_ca, the CA that signs client certificates",
+                                           to_string(tls.client_tls_mode)));
+  }
+  r.report_unknown_keys();
+}
+
+// A string or an array of strings ("all", a name, or ["a", "b"]); false (reported) when absent or wrong.
+bool read_name_list(TableReader& r, std::string_view key, std::vector<std::string>& out) {
+  const toml::node* node = r.take(key);
+  if (node == nullptr) {
+    r.error(key, R"(missing; give a name, a list of names, or "all")");
+    return false;
+  }
+  if (const auto* one = node->as_string()) {
+    out.push_back(one->get());
+  } else if (const auto* list = node->as_array()) {
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const auto* name = list->get(i)->as_string();
+      if (name == nullptr) {
+        r.errors().add(to_pos(list->get(i)->source()), fmt::format("{}[{}]", r.key_path(key), i),
+                       fmt::format("expected a string, got {}", describe(list->get(i)->type())));
+        return false;
+      }
+      out.push_back(name->get());
+    }
+  } else {
+    r.type_error(key, *node, "a string or an array of strings");
+    return false;
+  }
+  if (out.empty() || std::any_of(out.begin(), out.end(), [](const std::string& n) { return n.empty(); })) {
+    r.error(key, "names must not be empty");
+    return false;
+  }
+  return true;
+}
+
+template <typename E>
+bool required_choice(TableReader& r, std::string_view key, E& out) {
+  if (r.take(key) == nullptr) {
+    r.error(key, fmt::format("missing; expected one of {}", quoted_choices<E>()));
+    return false;
+  }
+  return r.choice(key, out);
+}
+
+HbaRule read_hba_rule(TableReader& r, const Tls& tls) {
+  HbaRule rule;
+  rule.line = r.position().line;
+  const bool have_type = required_choice(r, "type", rule.type);
+  read_name_list(r, "database", rule.databases);
+  read_name_list(r, "user", rule.users);
+  const bool have_method = required_choice(r, "method", rule.method);
+  std::string address;
+  const bool have_address = r.string("address", address, false);
+  if (have_type && rule.type == HbaType::kLocal) {
+    if (have_address) r.error("address", "a local rule matches unix-socket clients, which have no address");
+  } else if (have_type) {
+    if (!have_address && r.take("address") == nullptr) {
+      r.error("address", R"(missing; a host rule needs "all" or a CIDR such as "10.0.0.0/8")");
+    } else if (address == "samehost" || address == "samenet") {
+      r.error("address", fmt::format("\"{}\" is not supported; list the networks as CIDRs", address));
+    } else if (have_address && address != "all") {
+      if (auto net = parse_cidr(address)) {
+        rule.address = *net;
+      } else {
+        r.error("address", net.error());
+      }
+    }
+    if (rule.type == HbaType::kHostSsl && !tls.enabled()) {
+      r.error("type", "a hostssl rule cannot match: client TLS is off (no [pooler.tls] cert_file/key_file)");
+    }
+  }
+  if (have_type && have_method && rule.method == HbaMethod::kCert) {
+    if (rule.type != HbaType::kHostSsl) {
+      r.error("method", "cert authentication is only supported on hostssl rules");
+    } else if (tls.client_tls_ca.empty()) {
+      r.error("method", "cert authentication needs [pooler.tls] client_tls_ca to verify client certificates");
+    }
+  }
+  r.report_unknown_keys();
+  return rule;
 }
 
 std::vector<AdminUserRef> read_pooler(TableReader& r, Pooler& p) {
@@ -77,6 +180,26 @@ std::vector<AdminUserRef> read_pooler(TableReader& r, Pooler& p) {
   r.seconds("client_login_timeout", p.client_login_timeout, 0, true);
   r.seconds("shutdown_timeout", p.shutdown_timeout, 0, false);
   r.seconds("health_check_period", p.health_check_period, 0, true);
+  r.integer("max_db_connections", p.max_db_connections, 0);
+  r.integer("max_user_connections", p.max_user_connections, 0);
+  if (const toml::table* tls = r.table("tls")) {
+    TableReader reader(*tls, r.key_path("tls"), r.position_of("tls"), r.errors());
+    read_tls(reader, p.tls);
+  }
+  if (const toml::array* rules = r.array("hba")) {
+    for (std::size_t i = 0; i < rules->size(); ++i) {
+      const toml::node& item = *rules->get(i);
+      const std::string key = fmt::format("{}[{}]", r.key_path("hba"), i);
+      const auto* table = item.as_table();
+      if (table == nullptr) {
+        r.errors().add(to_pos(item.source()), key,
+                       fmt::format("expected a table [[pooler.hba]], got {}", describe(item.type())));
+        continue;
+      }
+      TableReader reader(*table, key, to_pos(table->source()), r.errors());
+      p.hba.push_back(read_hba_rule(reader, p.tls));
+    }
+  }
   r.report_unknown_keys();
   return admins;
 }
@@ -168,6 +291,13 @@ Database read_database(TableReader& r, std::string_view name) {
   r.choice("target_session_attrs", db.target_session_attrs);
   r.string_choice("sslmode", db.sslmode, kSslModes);
   r.string("application_name", db.application_name, true);
+  r.string("sslrootcert", db.sslrootcert, false);
+  r.string("sslcert", db.sslcert, false);
+  r.string("sslkey", db.sslkey, false);
+  r.string("sslcrl", db.sslcrl, false);
+  if (db.sslcert.empty() != db.sslkey.empty()) {
+    r.error(db.sslcert.empty() ? "sslkey" : "sslcert", "sslcert and sslkey go together: give both or neither");
+  }
   r.report_unknown_keys();
   return db;
 }
