@@ -6,11 +6,14 @@
 #include <algorithm>
 #include <cstring>
 
+#include "config/hba.h"
+#include "config/enum_names.h"
 #include "daemon/daemon.h"
 #include "daemon/pool_runtime.h"
 #include "daemon/logging.h"
 #include "daemon/scratch.h"
 #include "daemon/server_conn.h"
+#include "daemon/tls_context.h"
 #include "protocol/auth_messages.h"
 #include "protocol/frame.h"
 #include "protocol/md5_auth.h"
@@ -117,6 +120,17 @@ std::vector<std::pair<std::string, std::string>> parse_options(std::string_view 
   }
   return out;
 }
+
+// "10.1.2.3:5432" → "10.1.2.3", "[::1]:5432" → "::1"; the unix socket is "[local]", as PostgreSQL says.
+std::string peer_host(const std::string& peer) {
+  if (peer == "unix") return "[local]";
+  std::string host = peer.substr(0, peer.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host;
+}
+
+// The first byte of a TLS handshake record: a ClientHello sent without SSLRequest (direct TLS).
+constexpr unsigned char kTlsHandshakeRecord = 0x16;
 
 void set_kv(std::vector<std::pair<std::string, std::string>>& v, std::string_view k, std::string_view val) {
   for (auto& [key, value] : v) {
@@ -230,7 +244,10 @@ ClientConn::ClientConn(Daemon& daemon, std::uint64_t id, std::string peer)
   scanner_.set_max_message_size(daemon_.config().pooler.max_message_size);
 }
 
-ClientConn::~ClientConn() { sock_.close(); }
+ClientConn::~ClientConn() {
+  sock_.close();
+  if (ssl_ != nullptr) SSL_free(ssl_);
+}
 
 int ClientConn::start(int fd) { return sock_.open(daemon_.loop(), fd, /*owns_fd=*/true, this); }
 
@@ -286,6 +303,10 @@ void ClientConn::close() {
 void ClientConn::on_socket_error(int) { close(); }
 
 void ClientConn::on_drained() {
+  if (tls_handshake_) {
+    continue_tls_handshake();
+    return;
+  }
   if (close_after_flush_) {
     close();
     return;
@@ -308,6 +329,18 @@ std::size_t ClientConn::deliver(std::string_view bytes) {
 }
 
 void ClientConn::on_readable() {
+  if (tls_handshake_) {
+    continue_tls_handshake();
+    return;
+  }
+  if (state_ == State::kStartup && ssl_ == nullptr && in_.empty() && daemon_.client_tls_context() != nullptr) {
+    // No length of a real startup packet starts with 0x16 (that would be over 350 MB), so the byte tells a
+    // direct TLS client apart without consuming anything.
+    if (auto first = sock_.peek_byte(); first && *first == kTlsHandshakeRecord) {
+      start_tls(/*direct=*/true);
+      return;
+    }
+  }
   char* buf = scratch_buffer();
   for (int i = 0; i < kMaxReadsPerEvent && state_ != State::kClosed && sock_.reading(); ++i) {
     IoResult r = sock_.read(buf, kScratchSize);
@@ -345,7 +378,8 @@ void ClientConn::on_readable() {
       case State::kClosed:
         return;
     }
-    if (r.n < kScratchSize) return;
+    // A TLS read returns one record at most, so a short read does not mean the socket is empty.
+    if (r.n < kScratchSize && !sock_.is_tls()) return;
   }
 }
 
@@ -369,6 +403,22 @@ void ClientConn::handle_startup_bytes(std::string_view data) {
       if (!in_.empty()) {
         // A client must wait for our answer; bytes after the request would be a buffer-stuffing attempt.
         fatal("08P01", "received unencrypted data after SSL request");
+        return;
+      }
+      if (std::holds_alternative<protocol::SslRequest>(packet) && ssl_ != nullptr) {
+        fatal("08P01", "received SSLRequest on an already encrypted connection");
+        return;
+      }
+      if (std::holds_alternative<protocol::SslRequest>(packet) && daemon_.client_tls_context() != nullptr) {
+        send_and_flush(std::string(1, 'S'));
+        if (state_ == State::kClosed) return;
+        // 'S' must be on the wire before the handshake takes over the socket; one byte to a fresh socket
+        // always is, short of a peer that shrank its window to nothing.
+        if (sock_.pending() != 0) {
+          close();
+          return;
+        }
+        start_tls(/*direct=*/false);
         return;
       }
       send_and_flush(std::string(1, 'N'));
@@ -417,17 +467,127 @@ void ClientConn::handle_startup_bytes(std::string_view data) {
   }
 }
 
+// ---- TLS ----
+
+void ClientConn::start_tls(bool direct) {
+  ssl_ = SSL_new(daemon_.client_tls_context());
+  if (ssl_ == nullptr || SSL_set_fd(ssl_, sock_.fd()) != 1) {
+    spdlog::error("event=client_tls_failed client={} peer={} error={}", id_, peer_, log_value(openssl_error()));
+    close();
+    return;
+  }
+  SSL_set_accept_state(ssl_);
+  sock_.set_ssl(ssl_);
+  tls_handshake_ = true;
+  direct_tls_ = direct;
+  continue_tls_handshake();
+}
+
+void ClientConn::continue_tls_handshake() {
+  const IoStatus st = sock_.handshake();
+  if (st == IoStatus::kWouldBlock) return;
+  tls_handshake_ = false;
+  if (st != IoStatus::kOk) {
+    // Nothing can be said in plain text once the client has started TLS: log why and hang up, as PostgreSQL.
+    spdlog::info("event=client_tls_failed client={} peer={} error={}", id_, peer_, log_value(openssl_error()));
+    close();
+    return;
+  }
+  if (direct_tls_ && !alpn_is_postgresql(ssl_)) {
+    spdlog::info("event=client_tls_failed client={} peer={} error=\"direct TLS without ALPN postgresql\"", id_,
+                 peer_);
+    close();
+    return;
+  }
+  spdlog::debug("event=client_tls client={} peer={} version={} cipher={} direct={}", id_, peer_,
+                SSL_get_version(ssl_), SSL_get_cipher_name(ssl_), direct_tls_);
+  // The startup packet may have come with the handshake's last flight and sit in OpenSSL's buffer already.
+  on_readable();
+}
+
 // ---- authentication ----
 
+std::optional<config::HbaMethod> ClientConn::access_method() {
+  const config::Pooler& p = daemon_.config().pooler;
+  const bool local = peer_ == "unix";
+  const bool tls = ssl_ != nullptr;
+  const config::ClientTlsMode mode = p.tls.client_tls_mode;
+  // Unix-socket clients cannot use TLS (libpq never asks there) and need none: require is about the network.
+  if (!local && !tls && mode >= config::ClientTlsMode::kRequire) {
+    fatal("28000", "TLS is required: connect with sslmode=require or stronger");
+    return std::nullopt;
+  }
+  if (tls && (mode == config::ClientTlsMode::kVerifyCa || mode == config::ClientTlsMode::kVerifyFull)) {
+    const std::optional<std::string> cn = verified_peer_cn(ssl_);
+    if (!cn) {
+      fatal("28000", "connection requires a valid client certificate");
+      return std::nullopt;
+    }
+    if (mode == config::ClientTlsMode::kVerifyFull && *cn != user_) {
+      spdlog::info("event=client_cert_mismatch client={} user={} cn={}", id_, user_, log_value(*cn));
+      fatal("28000", fmt::format("certificate validation (client_tls_mode verify-full) failed for user \"{}\": "
+                                 "CN mismatch",
+                                 user_));
+      return std::nullopt;
+    }
+  }
+  if (p.hba.empty()) {
+    switch (p.auth_type) {
+      case config::AuthType::kTrust: return config::HbaMethod::kTrust;
+      case config::AuthType::kMd5: return config::HbaMethod::kMd5;
+      case config::AuthType::kScramSha256: return config::HbaMethod::kScramSha256;
+    }
+  }
+  std::optional<config::IpNet> address;
+  if (!local) address = config::parse_ip(peer_host(peer_));
+  const config::HbaRequest request{
+      .local = local, .ssl = tls, .address = address, .database = database_, .user = user_};
+  const config::HbaRule* rule = config::match_hba(p.hba, request);
+  if (rule == nullptr) {
+    fatal("28000", config::hba_no_match_message(peer_host(peer_), request));
+    return std::nullopt;
+  }
+  spdlog::debug("event=hba_match client={} line={} method={}", id_, rule->line, config::to_string(rule->method));
+  if (rule->method == config::HbaMethod::kReject) {
+    fatal("28000", config::hba_reject_message(peer_host(peer_), request));
+    return std::nullopt;
+  }
+  return rule->method;
+}
+
+void ClientConn::check_cert_login() {
+  // As PostgreSQL's cert method: a verified client certificate whose CN is the user name; no password.
+  const std::optional<std::string> cn = verified_peer_cn(ssl_);
+  if (!cn) {
+    fatal("28000", "connection requires a valid client certificate");
+    return;
+  }
+  if (*cn != user_) {
+    spdlog::info("event=client_cert_mismatch client={} user={} cn={}", id_, user_, log_value(*cn));
+    fatal("28000", fmt::format("certificate authentication failed for user \"{}\"", user_));
+    return;
+  }
+  auth_ok();
+}
+
 void ClientConn::begin_auth() {
+  const std::optional<config::HbaMethod> method = access_method();
+  if (!method) return;
   auth_ = daemon_.find_user(user_);
   if (auth_ == nullptr) {
     fatal("28000", fmt::format("role \"{}\" does not exist", user_));
     return;
   }
   state_ = State::kAuth;
+  if (*method == config::HbaMethod::kCert) {
+    check_cert_login();
+    return;
+  }
+  const config::AuthType auth_type = *method == config::HbaMethod::kTrust ? config::AuthType::kTrust
+                                     : *method == config::HbaMethod::kMd5 ? config::AuthType::kMd5
+                                                                          : config::AuthType::kScramSha256;
   std::string out;
-  switch (daemon_.config().pooler.auth_type) {
+  switch (auth_type) {
     case config::AuthType::kTrust:
       auth_ok();
       return;

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "config/config.h"
 #include "daemon/prepared.h"
 #include "daemon/socket.h"
 #include "daemon/uv_handle.h"
@@ -107,6 +108,12 @@ class ClientConn final : public SocketOwner {
   void admin_login();
   void handle_admin_bytes(std::string_view data);
   void begin_auth();
+  // TLS towards the client: after our 'S' to an SSLRequest, or at once for a direct TLS ClientHello.
+  void start_tls(bool direct);
+  void continue_tls_handshake();
+  // client_tls_mode, client certificate and [[pooler.hba]] checks; nullopt when refused (FATAL sent).
+  [[nodiscard]] std::optional<config::HbaMethod> access_method();
+  void check_cert_login();
   void auth_ok();
   void after_login_server(ServerConn* s);
   void relay_to_server(std::string_view data);
@@ -182,6 +189,9 @@ class ClientConn final : public SocketOwner {
   std::chrono::steady_clock::time_point closing_since_{};
   std::int32_t cancel_pid_ = 0;
   std::int32_t cancel_key_ = 0;
+  SSL* ssl_ = nullptr;          // our TLS session with the client (owned; it holds its own SSL_CTX reference)
+  bool tls_handshake_ = false;  // the handshake is under way; the client is still in kStartup
+  bool direct_tls_ = false;     // TLS began without SSLRequest (PostgreSQL 17's sslnegotiation=direct)
 };
 
 }  // namespace pooler::daemon

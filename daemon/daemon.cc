@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "config/diff.h"
+#include "config/enum_names.h"
 #include "daemon/client_conn.h"
 #include "daemon/logging.h"
 #include "daemon/sd_notify.h"
@@ -125,6 +126,12 @@ ServerConnParams Daemon::server_params(const config::Database& db, const std::st
   p.libpq = {{"dbname", db.dbname}, {"user", login_user}};
   if (password) p.libpq.emplace_back("password", *password);
   p.libpq.emplace_back("sslmode", db.sslmode);
+  for (const auto& [key, value] : {std::pair<const char*, const std::string&>{"sslrootcert", db.sslrootcert},
+                                   {"sslcert", db.sslcert},
+                                   {"sslkey", db.sslkey},
+                                   {"sslcrl", db.sslcrl}}) {
+    if (!value.empty()) p.libpq.emplace_back(key, value);
+  }
   p.libpq.emplace_back("fallback_application_name", db.application_name.empty() ? "pooler" : db.application_name);
   // TCP keepalive finds a server that vanished without a FIN (network partition, host crash) even on
   // connections nobody uses; a FIN or RST is seen at once because idle connections are always read.
@@ -194,6 +201,16 @@ std::expected<void, std::string> Daemon::apply_reload() {
     return std::unexpected(fmt::format("{} error(s) in {}; first: {}", next.error().size(), config_.path,
                                        next.error().front().to_string()));
   }
+  // Certificate files are read anew on every reload, even when their paths did not change: that is how a
+  // renewed certificate is picked up. Connected clients keep the context their session was made from.
+  auto tls = make_client_tls_context(next->pooler.tls);
+  if (!tls) {
+    spdlog::error("event=reload_failed error={}", log_value(tls.error()));
+    ++reloads_failed_;
+    metrics_.process().config_reloads_failure.Increment();
+    return std::unexpected(tls.error());
+  }
+  client_tls_ = std::move(*tls);
   config::ConfigDiff d = config::diff(config_, *next);
   const config::Pooler& old_p = config_.pooler;
   config::Pooler& new_p = next->pooler;
@@ -238,6 +255,8 @@ std::expected<void, std::string> Daemon::apply_reload() {
     if (!contains(d.changed_databases, db_name) && !user_changed && !d.pooler_changed) continue;
     bool identity = user_changed || was == nullptr || was->hosts != db->hosts || was->dbname != db->dbname ||
                     was->user != db->user || was->password != db->password || was->sslmode != db->sslmode ||
+                    was->sslrootcert != db->sslrootcert || was->sslcert != db->sslcert ||
+                    was->sslkey != db->sslkey || was->sslcrl != db->sslcrl ||
                     was->target_session_attrs != db->target_session_attrs;
     pool->reconfigure(*db, server_params(*db, user), host_set(*db), identity);
   }
@@ -493,6 +512,16 @@ void Daemon::shutdown(bool fast) {
 }
 
 int Daemon::run() {
+  auto tls = make_client_tls_context(config_.pooler.tls);
+  if (!tls) {
+    spdlog::critical("event=tls_setup_failed error={}", log_value(tls.error()));
+    return 1;
+  }
+  client_tls_ = std::move(*tls);
+  if (client_tls_) {
+    spdlog::info("event=client_tls client_tls_mode={} cert_file={}",
+                 config::to_string(config_.pooler.tls.client_tls_mode), log_value(config_.pooler.tls.cert_file));
+  }
   if (!listen_tcp()) return 1;
   if (!listen_unix()) return 1;
   for (auto& l : listeners_) {
@@ -791,6 +820,14 @@ std::vector<std::pair<std::string, std::string>> Daemon::config_values() {
       {"client_login_timeout", fmt::format("{}", p.client_login_timeout.count())},
       {"shutdown_timeout", fmt::format("{}", p.shutdown_timeout.count())},
       {"health_check_period", fmt::format("{}", p.health_check_period.count())},
+      {"max_db_connections", std::to_string(p.max_db_connections)},
+      {"max_user_connections", std::to_string(p.max_user_connections)},
+      {"client_tls_mode", std::string(config::to_string(p.tls.client_tls_mode))},
+      {"tls_cert_file", p.tls.cert_file},
+      {"tls_key_file", p.tls.key_file},
+      {"tls_client_tls_ca", p.tls.client_tls_ca},
+      {"tls_min_version", std::string(config::to_string(p.tls.min_version))},
+      {"hba_rules", std::to_string(p.hba.size())},
   };
 }
 

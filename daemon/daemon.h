@@ -19,6 +19,7 @@
 #include "daemon/admin_console.h"
 #include "daemon/http_server.h"
 #include "daemon/metrics.h"
+#include "daemon/tls_context.h"
 #include "daemon/uv_handle.h"
 #include "protocol/scram.h"
 
@@ -50,6 +51,8 @@ class Daemon final : public AdminBackend {
   [[nodiscard]] uv_loop_t* loop() { return &loop_; }
   [[nodiscard]] const config::Config& config() const { return config_; }
   [[nodiscard]] const UserAuth* find_user(std::string_view name) const;
+  // The TLS context new client sessions are made from; nullptr when client TLS is off.
+  [[nodiscard]] SSL_CTX* client_tls_context() const { return client_tls_.get(); }
 
   // The pool for (database, user), created on first use. nullptr with `error` set when it cannot be.
   PoolRuntime* pool_for(const config::Database& db, const std::string& user, std::string& error);
@@ -113,6 +116,7 @@ class Daemon final : public AdminBackend {
   uv_loop_t loop_{};
   Metrics metrics_;
   std::unique_ptr<HttpServer> http_;
+  SslCtxPtr client_tls_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<std::string, UserAuth> users_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<PoolRuntime>> pools_;

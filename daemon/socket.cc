@@ -80,6 +80,33 @@ IoResult Socket::read(char* buf, std::size_t len) {
   }
 }
 
+IoStatus Socket::handshake() {
+  if (ssl_ == nullptr || fd_ < 0) return IoStatus::kError;
+  ERR_clear_error();
+  const int rc = SSL_do_handshake(ssl_);
+  if (rc == 1) {
+    set_write_interest(false);
+    return IoStatus::kOk;
+  }
+  const int e = SSL_get_error(ssl_, rc);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    set_write_interest(e == SSL_ERROR_WANT_WRITE);
+    return IoStatus::kWouldBlock;
+  }
+  return IoStatus::kError;
+}
+
+std::optional<unsigned char> Socket::peek_byte() const {
+  if (fd_ < 0) return std::nullopt;
+  unsigned char byte = 0;
+  ssize_t n = 0;
+  do {
+    n = ::recv(fd_, &byte, 1, MSG_PEEK);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) return std::nullopt;
+  return byte;
+}
+
 bool Socket::has_buffered_input() const { return ssl_ != nullptr && SSL_pending(ssl_) > 0; }
 
 IoResult Socket::write_some(const char* data, std::size_t len) {

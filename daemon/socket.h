@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -52,6 +53,12 @@ class Socket {
 
   // Switch to TLS: all further I/O goes through `ssl` (not owned).
   void set_ssl(SSL* ssl);
+  [[nodiscard]] bool is_tls() const { return ssl_ != nullptr; }
+  // One step of a server-side TLS handshake on `ssl` (set_ssl first): kOk when done, kWouldBlock while it
+  // waits for the peer (write interest is kept as the handshake needs it), kError when it failed.
+  [[nodiscard]] IoStatus handshake();
+  // The first byte waiting on the socket, without consuming it; nullopt when none is there yet.
+  [[nodiscard]] std::optional<unsigned char> peek_byte() const;
 
   [[nodiscard]] IoResult read(char* buf, std::size_t len);
   // Bytes the TLS layer has already decrypted and buffered (no readiness event will announce them).
