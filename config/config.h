@@ -143,9 +143,6 @@ struct Pooler {
   Seconds client_login_timeout{60.0};        // > 0
   Seconds shutdown_timeout{30.0};            // >= 0
   Seconds health_check_period{30.0};         // > 0
-  // Server connections across all pools of one database / of one user; 0 = no limit.
-  int max_db_connections = 0;
-  int max_user_connections = 0;
   Tls tls;
   // Checked first match wins; empty = no rules, auth_type applies to everyone.
   std::vector<HbaRule> hba;

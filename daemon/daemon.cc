@@ -820,8 +820,6 @@ std::vector<std::pair<std::string, std::string>> Daemon::config_values() {
       {"client_login_timeout", fmt::format("{}", p.client_login_timeout.count())},
       {"shutdown_timeout", fmt::format("{}", p.shutdown_timeout.count())},
       {"health_check_period", fmt::format("{}", p.health_check_period.count())},
-      {"max_db_connections", std::to_string(p.max_db_connections)},
-      {"max_user_connections", std::to_string(p.max_user_connections)},
       {"client_tls_mode", std::string(config::to_string(p.tls.client_tls_mode))},
       {"tls_cert_file", p.tls.cert_file},
       {"tls_key_file", p.tls.key_file},
