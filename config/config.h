@@ -143,6 +143,10 @@ struct Pooler {
   Seconds client_login_timeout{60.0};        // > 0
   Seconds shutdown_timeout{30.0};            // >= 0
   Seconds health_check_period{30.0};         // > 0
+  // Server connections open at once (connecting included) across all pools of one database, and across
+  // all pools that log in to the server as one user; 0 = no limit. See Daemon::server_slot_free.
+  int max_db_connections = 0;
+  int max_user_connections = 0;
   Tls tls;
   // Checked first match wins; empty = no rules, auth_type applies to everyone.
   std::vector<HbaRule> hba;

@@ -180,6 +180,8 @@ std::vector<AdminUserRef> read_pooler(TableReader& r, Pooler& p) {
   r.seconds("client_login_timeout", p.client_login_timeout, 0, true);
   r.seconds("shutdown_timeout", p.shutdown_timeout, 0, false);
   r.seconds("health_check_period", p.health_check_period, 0, true);
+  r.integer("max_db_connections", p.max_db_connections, 0);
+  r.integer("max_user_connections", p.max_user_connections, 0);
   if (const toml::table* tls = r.table("tls")) {
     TableReader reader(*tls, r.key_path("tls"), r.position_of("tls"), r.errors());
     read_tls(reader, p.tls);

@@ -324,8 +324,51 @@ void Daemon::retire(std::unique_ptr<ServerConn> s) {
 void Daemon::on_check(uv_check_t* h) noexcept {
   auto* self = static_cast<Daemon*>(h->data);
   if (self == nullptr) return;
-  self->free_retired();
+  // Stopped first: freeing and the opens below may retire more, which starts it again for the next turn.
   uv_check_stop(h);
+  self->free_retired();
+  self->start_deferred_opens();
+}
+
+bool Daemon::server_slot_free(const PoolRuntime& pool) const {
+  const config::Pooler& p = config_.pooler;
+  if (p.max_db_connections == 0 && p.max_user_connections == 0) return true;
+  // The user that counts is the one the server sees: a database's forced user, else the client's.
+  auto login_user = [](const PoolRuntime& rt) { return rt.database().user.value_or(rt.user()); };
+  const std::string user = login_user(pool);
+  std::size_t db_n = 0;
+  std::size_t user_n = 0;
+  auto count = [&](const PoolRuntime& rt) {
+    const std::size_t n = rt.connections().size();
+    if (rt.database().name == pool.database().name) db_n += n;
+    if (login_user(rt) == user) user_n += n;
+  };
+  for (const auto& [key, rt] : pools_) count(*rt);
+  for (const auto& rt : retired_pools_) count(*rt);
+  return (p.max_db_connections == 0 || db_n < static_cast<std::size_t>(p.max_db_connections)) &&
+         (p.max_user_connections == 0 || user_n < static_cast<std::size_t>(p.max_user_connections));
+}
+
+void Daemon::defer_open(PoolRuntime* pool, std::uint64_t conn) { deferred_opens_.emplace_back(pool, conn); }
+
+void Daemon::cancel_deferred_open(PoolRuntime* pool, std::optional<std::uint64_t> conn) {
+  std::erase_if(deferred_opens_, [&](const auto& e) { return e.first == pool && (!conn || e.second == *conn); });
+}
+
+void Daemon::start_deferred_opens() {
+  // Oldest first; one that still does not fit keeps its place. A started open may defer again (its pool
+  // asks server_slot_free anew), which appends behind the ones still waiting.
+  std::deque<std::pair<PoolRuntime*, std::uint64_t>> waiting;
+  waiting.swap(deferred_opens_);
+  while (!waiting.empty()) {
+    auto [pool, conn] = waiting.front();
+    waiting.pop_front();
+    if (server_slot_free(*pool)) {
+      pool->start_deferred_open(conn);
+    } else {
+      deferred_opens_.emplace_back(pool, conn);
+    }
+  }
 }
 
 void Daemon::free_retired() {
@@ -820,6 +863,8 @@ std::vector<std::pair<std::string, std::string>> Daemon::config_values() {
       {"client_login_timeout", fmt::format("{}", p.client_login_timeout.count())},
       {"shutdown_timeout", fmt::format("{}", p.shutdown_timeout.count())},
       {"health_check_period", fmt::format("{}", p.health_check_period.count())},
+      {"max_db_connections", std::to_string(p.max_db_connections)},
+      {"max_user_connections", std::to_string(p.max_user_connections)},
       {"client_tls_mode", std::string(config::to_string(p.tls.client_tls_mode))},
       {"tls_cert_file", p.tls.cert_file},
       {"tls_key_file", p.tls.key_file},

@@ -4,6 +4,7 @@
 #include <uv.h>
 
 #include <chrono>
+#include <deque>
 #include <cstdint>
 #include <expected>
 #include <map>
@@ -57,6 +58,15 @@ class Daemon final : public AdminBackend {
   // The pool for (database, user), created on first use. nullptr with `error` set when it cannot be.
   PoolRuntime* pool_for(const config::Database& db, const std::string& user, std::string& error);
 
+  // max_db_connections / max_user_connections (PgBouncer's semantics): whether one more server connection
+  // for this pool fits, counting every pool's open and connecting connections of its database, and of its
+  // server login user. One that does not fit waits (defer_open), oldest first, until a server connection
+  // closes anywhere; its clients wait meanwhile, up to pool_timeout.
+  [[nodiscard]] bool server_slot_free(const PoolRuntime& pool) const;
+  void defer_open(PoolRuntime* pool, std::uint64_t conn);
+  // Forgets one deferred open of `pool`, or all of them (nullopt: the pool is going away).
+  void cancel_deferred_open(PoolRuntime* pool, std::optional<std::uint64_t> conn);
+
   // Gives a logged-in client its BackendKeyData and makes it reachable for CancelRequest.
   void register_cancel_key(ClientConn* c, std::int32_t& pid, std::int32_t& key);
   void handle_cancel(std::int32_t pid, std::int32_t key);
@@ -106,6 +116,7 @@ class Daemon final : public AdminBackend {
   bool listen_unix();
   void accept_ready(Listener& l);
   void free_retired();
+  void start_deferred_opens();
   void janitor();
 
   void refresh_metrics();
@@ -131,6 +142,8 @@ class Daemon final : public AdminBackend {
   std::unordered_map<std::int32_t, ClientConn*> by_cancel_pid_;
   std::vector<std::unique_ptr<ClientConn>> retired_clients_;
   std::vector<std::unique_ptr<ServerConn>> retired_servers_;
+  // OpenConns waiting for max_db_connections / max_user_connections room, oldest first.
+  std::deque<std::pair<PoolRuntime*, std::uint64_t>> deferred_opens_;
   UvHandle<uv_check_t> check_;
   UvHandle<uv_timer_t> janitor_;
   std::vector<UvHandle<uv_signal_t>> signals_;

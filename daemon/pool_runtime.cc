@@ -187,6 +187,7 @@ PoolRuntime::PoolRuntime(Daemon& daemon, config::Database db, std::string user, 
 }
 
 PoolRuntime::~PoolRuntime() {
+  daemon_.cancel_deferred_open(this, std::nullopt);
   for (auto& [id, s] : conns_) s->close();
 }
 
@@ -312,7 +313,41 @@ ServerConn* PoolRuntime::find(std::uint64_t id) {
   return it == conns_.end() ? nullptr : it->second.get();
 }
 
+void PoolRuntime::begin_open(std::uint64_t conn, std::vector<pool::Action>& next) {
+  Attempt a;
+  if (want_ == pool::Want::kPreferStandby) {
+    // libpq's prefer-standby: every host as a standby first, then any host.
+    for (std::size_t i : hosts_->candidates(pool::Want::kStandby, now())) a.candidates.emplace_back(i, "standby");
+    for (std::size_t i : hosts_->candidates(pool::Want::kAny, now())) a.candidates.emplace_back(i, "any");
+  } else {
+    for (std::size_t i : hosts_->candidates(want_, now())) a.candidates.emplace_back(i, nullptr);
+  }
+  if (a.candidates.empty()) {
+    // Every host is down and backing off: fail now rather than make clients wait for pool_timeout.
+    std::string err = fmt::format("no server available: every host is down (last error: {})",
+                                  hosts_->last_error().empty() ? "none" : hosts_->last_error());
+    spdlog::warn("event=server_connect_skipped pool={} server={} error={}", name_, conn, log_value(err));
+    pool_.open_failed(conn, now(), err, next);
+    arm_probe_timer();
+  } else {
+    attempts_[conn] = std::move(a);
+    connect_next(conn);
+  }
+}
+
+void PoolRuntime::start_deferred_open(std::uint64_t conn) {
+  if (deferred_.erase(conn) == 0) return;
+  std::vector<pool::Action> next;
+  begin_open(conn, next);
+  run(next);
+}
+
 void PoolRuntime::drop(std::uint64_t id) {
+  if (deferred_.erase(id) > 0) {
+    // Closed by the pool before it ever opened.
+    daemon_.cancel_deferred_open(this, id);
+    return;
+  }
   auto it = conns_.find(id);
   if (it == conns_.end()) return;
   std::unique_ptr<ServerConn> s = std::move(it->second);
@@ -324,24 +359,14 @@ void PoolRuntime::drop(std::uint64_t id) {
 void PoolRuntime::carry_out(const pool::Action& action) {
   std::vector<pool::Action> next;
   if (const auto* open = std::get_if<pool::OpenConn>(&action)) {
-    Attempt a;
-    if (want_ == pool::Want::kPreferStandby) {
-      // libpq's prefer-standby: every host as a standby first, then any host.
-      for (std::size_t i : hosts_->candidates(pool::Want::kStandby, now())) a.candidates.emplace_back(i, "standby");
-      for (std::size_t i : hosts_->candidates(pool::Want::kAny, now())) a.candidates.emplace_back(i, "any");
+    if (daemon_.server_slot_free(*this)) {
+      begin_open(open->conn, next);
     } else {
-      for (std::size_t i : hosts_->candidates(want_, now())) a.candidates.emplace_back(i, nullptr);
-    }
-    if (a.candidates.empty()) {
-      // Every host is down and backing off: fail now rather than make clients wait for pool_timeout.
-      std::string err = fmt::format("no server available: every host is down (last error: {})",
-                                    hosts_->last_error().empty() ? "none" : hosts_->last_error());
-      spdlog::warn("event=server_connect_skipped pool={} server={} error={}", name_, open->conn, log_value(err));
-      pool_.open_failed(open->conn, now(), err, next);
-      arm_probe_timer();
-    } else {
-      attempts_[open->conn] = std::move(a);
-      connect_next(open->conn);
+      deferred_.insert(open->conn);
+      daemon_.defer_open(this, open->conn);
+      spdlog::info("event=server_open_deferred pool={} server={} reason=\"max_db_connections or "
+                   "max_user_connections reached\"",
+                   name_, open->conn);
     }
   } else if (const auto* close = std::get_if<pool::CloseConn>(&action)) {
     metrics_.server_connections_closed(metrics_reason(close->reason)).Increment();

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "config/config.h"
@@ -85,6 +86,9 @@ class PoolRuntime final : public ServerConnOwner {
   // draining a running query first when needed — or discards it when it cannot be trusted.
   void release(ServerConn* s, ReleaseInfo info);
 
+  // The daemon found room under max_db_connections / max_user_connections for a deferred open.
+  void start_deferred_open(std::uint64_t conn);
+
   // ServerConnOwner
   void on_server_connected(ServerConn* s) override;
   void on_server_connect_failed(ServerConn* s, std::string error) override;
@@ -98,6 +102,8 @@ class PoolRuntime final : public ServerConnOwner {
   void arm_timer();
   void reset_then_checkin(ServerConn* s, config::ResetOnReturn how);
   void drop(std::uint64_t id);
+  // Carries out an OpenConn: picks the candidate hosts and starts connecting (or fails it at once).
+  void begin_open(std::uint64_t conn, std::vector<pool::Action>& next);
   // Starts (or continues) opening connection `id` on the next candidate host; false when none is left.
   bool connect_next(std::uint64_t id);
   [[nodiscard]] ServerConnParams params_for(std::size_t host, const char* tsa = nullptr) const;
@@ -143,6 +149,9 @@ class PoolRuntime final : public ServerConnOwner {
     std::chrono::steady_clock::time_point started;
   };
   std::unordered_map<std::uint64_t, Attempt> attempts_;
+  // OpenConns the pool made that wait for room under the daemon-wide server connection limits; the pool
+  // counts them as opening meanwhile.
+  std::unordered_set<std::uint64_t> deferred_;
   // Background probes of down hosts: a plain connect that is closed again once it worked.
   class Prober;
   std::unique_ptr<Prober> prober_;

@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include <fmt/format.h>
@@ -214,6 +215,68 @@ TEST_F(LimitsTest, SecretsNeverShown) {
     EXPECT_EQ(show.err.find(secret), std::string::npos) << "password in SHOW errors";
     EXPECT_EQ(metrics.out.find(secret), std::string::npos) << "password in /metrics";
   }
+}
+
+}  // namespace
+}  // namespace pooler::test
+
+namespace pooler::test {
+namespace {
+
+// max_db_connections and max_user_connections with their own daemon (the caps are daemon-wide): pool_size 0
+// so every returned server connection closes, freeing its slot.
+//  1. app and admin hold the 2 connections max_db_connections allows for database app; leaky's login waits
+//     (its open is deferred) until app disconnects, then gets the freed slot.
+//  2. leaky now holds the 1 connection max_user_connections allows; its login to database app2 (same
+//     server database, other pool) waits until that one closes.
+TEST_F(LimitsTest, ServerConnectionCapsAcrossPools) {
+  PoolerConfig config = app_pooler_config(*stack_.cluster);
+  config.databases[0].pool_size = 0;
+  config.databases[0].pool_timeout = 60.0;
+  // Tells this daemon's server connections apart from the suite daemon's.
+  config.databases[0].extra_lines = {"application_name = \"capped\""};
+  PoolerDatabase app2 = config.databases[0];
+  app2.name = "app2";
+  config.databases.push_back(app2);
+  config.users.push_back({kLeakyUser, kLeakyPassword});
+  config.users.push_back({"admin", kAdminPassword});
+  config.extra_pooler_lines = {"max_db_connections = 2", "max_user_connections = 1"};
+  DaemonProcess daemon(config);
+  PgConnPtr observer = connect(stack_.cluster->superuser_conninfo("app"));
+  auto server_conns = [&] {
+    return std::stoi(query_value(observer.get(), "SELECT count(*) FROM pg_stat_activity WHERE "
+                                                 "application_name = 'capped' AND datname = 'app'"));
+  };
+  auto deferred = [&](const std::string& pool) {
+    return daemon.log().find("event=server_open_deferred pool=" + pool) != std::string::npos;
+  };
+  auto login_async = [&](const char* user, const char* password, const char* db) {
+    return std::async(std::launch::async,
+                      [conninfo = pooler_conninfo(daemon, user, password, db)] { return try_connect(conninfo); });
+  };
+
+  PgConnPtr app = connect(pooler_conninfo(daemon));
+  PgConnPtr admin = connect(pooler_conninfo(daemon, "admin", kAdminPassword));
+  auto leaky = login_async(kLeakyUser, kLeakyPassword, kAppDatabase);
+  ASSERT_TRUE(eventually([&] { return deferred("app/leaky"); })) << daemon.log_tail();
+  EXPECT_EQ(server_conns(), 2);
+  EXPECT_EQ(leaky.wait_for(0s), std::future_status::timeout) << "leaky logged in past max_db_connections";
+  app.reset();
+  PgConnPtr leaky_conn = leaky.get();
+  ASSERT_EQ(PQstatus(leaky_conn.get()), CONNECTION_OK) << PQerrorMessage(leaky_conn.get());
+  EXPECT_EQ(query_value(leaky_conn.get(), "SELECT current_user"), kLeakyUser);
+  EXPECT_LE(server_conns(), 2);
+
+  auto leaky2 = login_async(kLeakyUser, kLeakyPassword, "app2");
+  ASSERT_TRUE(eventually([&] { return deferred("app2/leaky"); })) << daemon.log_tail();
+  EXPECT_EQ(leaky2.wait_for(0s), std::future_status::timeout) << "leaky logged in past max_user_connections";
+  leaky_conn.reset();
+  PgConnPtr leaky2_conn = leaky2.get();
+  ASSERT_EQ(PQstatus(leaky2_conn.get()), CONNECTION_OK) << PQerrorMessage(leaky2_conn.get());
+  EXPECT_EQ(query_value(leaky2_conn.get(), "SELECT 'second pool'"), "second pool");
+  leaky2_conn.reset();
+  admin.reset();
+  EXPECT_EQ(daemon.stop(), 0) << daemon.log_tail();
 }
 
 }  // namespace

@@ -321,5 +321,17 @@ sslcrl = "/etc/pooler/root.crl"
             std::string::npos) << joined(half);
 }
 
+// The server-side connection limits are integers >= 0 (0 = no limit, the default).
+TEST(LimitsConfig, Keys) {
+  auto config = load_string("[pooler]\nmax_db_connections = 20\nmax_user_connections = 7\n", "p.toml");
+  ASSERT_TRUE(config.has_value());
+  EXPECT_EQ(config->pooler.max_db_connections, 20);
+  EXPECT_EQ(config->pooler.max_user_connections, 7);
+  EXPECT_EQ(load_string("[pooler]\n", "p.toml")->pooler.max_db_connections, 0);
+  auto bad = errors_of("[pooler]\nmax_db_connections = -1\n");
+  EXPECT_NE(joined(bad).find("pooler.toml:2:22: pooler.max_db_connections: must be >= 0, got -1"), std::string::npos)
+      << joined(bad);
+}
+
 }  // namespace
 }  // namespace pooler::config
