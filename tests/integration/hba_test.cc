@@ -181,17 +181,7 @@ TEST_F(HbaTest, ReloadAppliesNewRulesToNewLogins) {
     std::ofstream out(stack_.daemon->config_path(), std::ios::trunc);
     out << text;
   }
-  const auto reloads = [] {
-    std::string log = stack_.daemon->log();
-    std::size_t n = 0;
-    for (auto p = log.find("event=reloaded"); p != std::string::npos; p = log.find("event=reloaded", p + 1)) ++n;
-    return n;
-  };
-  const std::size_t was = reloads();
-  stack_.daemon->signal(SIGHUP);
-  const auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (reloads() == was && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
-  ASSERT_GT(reloads(), was) << stack_.daemon->log_tail();
+  ASSERT_TRUE(sighup_until(*stack_.daemon, "event=reloaded"));
   PgConnPtr conn = connect(libpq_conninfo(carol, "carol-pw"));
   EXPECT_EQ(query_value(conn.get(), "SELECT current_user"), "carol");
   EXPECT_EQ(query_value(before.get(), "SELECT 1"), "1");

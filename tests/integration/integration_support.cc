@@ -1,6 +1,7 @@
 // Implementation of the shared integration-test checks.
 #include "tests/integration/integration_support.h"
 
+#include <csignal>
 #include <iostream>
 #include <vector>
 
@@ -17,6 +18,19 @@ void Stack::reset() {
   }
   daemon.reset();
   cluster.reset();
+}
+
+std::size_t count_of(const std::string& haystack, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto pos = haystack.find(needle); pos != std::string::npos; pos = haystack.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+::testing::AssertionResult sighup_until(DaemonProcess& daemon, const std::string& event) {
+  const std::size_t before = count_of(daemon.log(), event);
+  daemon.signal(SIGHUP);
+  if (eventually([&] { return count_of(daemon.log(), event) > before; })) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "no new " << event << " in the log after SIGHUP\n" << daemon.log_tail();
 }
 
 void dump_logs_on_failure(const Stack& stack) {

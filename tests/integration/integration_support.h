@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -42,6 +43,24 @@ struct Stack {
     return pooler_conninfo(*daemon, kAppUser, kAppPassword, kAppDatabase, extra);
   }
 };
+
+// Polls `pred` every 20 ms until it holds or `limit` passes; returns its last value.
+template <typename Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+// How often `needle` occurs in `haystack` (log lines of an event, say).
+std::size_t count_of(const std::string& haystack, const std::string& needle);
+
+// Sends SIGHUP and waits until the daemon's log has one more line containing `event` ("event=reloaded",
+// "event=reload_failed") than before.
+::testing::AssertionResult sighup_until(DaemonProcess& daemon, const std::string& event);
 
 // Prints the daemon's and the server's log tails when the current test has failed.
 void dump_logs_on_failure(const Stack& stack);

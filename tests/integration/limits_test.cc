@@ -35,16 +35,6 @@ constexpr double kLoginTimeout = 1.5;
 // would buffer hundreds of MB.
 constexpr long kMemoryBoundKiB = 64 * 1024;
 
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 30s) {
-  const auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
-
 long rss_kib(pid_t pid) {
   std::ifstream in(fmt::format("/proc/{}/status", pid));
   std::string line;

@@ -25,24 +25,7 @@
 namespace pooler::test {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 20s) {
-  const auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
-
-std::size_t count_of(const std::string& haystack, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto pos = haystack.find(needle); pos != std::string::npos; pos = haystack.find(needle, pos + 1)) ++n;
-  return n;
-}
 
 // The CN of the certificate the server presented on a libpq connection that uses TLS.
 std::string peer_cn(PGconn* conn) {
@@ -273,10 +256,7 @@ TEST_F(TlsTest, ReloadSwapsCertificateKeepsClients) {
   PgConnPtr before = connect(tls_conninfo("sslmode=require"));
   ASSERT_EQ(peer_cn(before.get()), "pooler-v1");
   install_pooler_cert(v2_);
-  const std::size_t reloads = count_of(stack_.daemon->log(), "event=reloaded");
-  stack_.daemon->signal(SIGHUP);
-  ASSERT_TRUE(eventually([&] { return count_of(stack_.daemon->log(), "event=reloaded") > reloads; }))
-      << stack_.daemon->log_tail();
+  ASSERT_TRUE(sighup_until(*stack_.daemon, "event=reloaded"));
   EXPECT_EQ(query_value(before.get(), "SELECT 'still here'"), "still here");
   PgConnPtr after = connect(tls_conninfo("sslmode=require"));
   EXPECT_EQ(peer_cn(after.get()), "pooler-v2");
@@ -287,10 +267,7 @@ TEST_F(TlsTest, ReloadSwapsCertificateKeepsClients) {
 // A reload whose certificate does not load is refused as a whole; the running context keeps serving.
 TEST_F(TlsTest, ReloadWithBrokenKeyKeepsOldContext) {
   std::filesystem::copy_file(appcert_.key, live_key_, std::filesystem::copy_options::overwrite_existing);
-  const std::size_t failures = count_of(stack_.daemon->log(), "event=reload_failed");
-  stack_.daemon->signal(SIGHUP);
-  EXPECT_TRUE(eventually([&] { return count_of(stack_.daemon->log(), "event=reload_failed") > failures; }))
-      << stack_.daemon->log_tail();
+  EXPECT_TRUE(sighup_until(*stack_.daemon, "event=reload_failed"));
   EXPECT_NE(stack_.daemon->log().find("[pooler.tls] key_file"), std::string::npos) << stack_.daemon->log_tail();
   install_pooler_cert(v1_);
   PgConnPtr conn = connect(tls_conninfo("sslmode=require"));
