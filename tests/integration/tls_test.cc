@@ -274,5 +274,40 @@ TEST_F(TlsTest, ReloadWithBrokenKeyKeepsOldContext) {
   EXPECT_EQ(PQsslInUse(conn.get()), 1);
 }
 
+// client_tls_mode = verify-full on a daemon of its own: a certificate from client_tls_ca whose CN is the user
+// is required on top of the password; another CN or no certificate is refused with FATAL 28000.
+TEST_F(TlsTest, VerifyFullModeNeedsMatchingCertificate) {
+  PoolerConfig config = app_pooler_config(*stack_.cluster);
+  config.extra_pooler_lines = {
+      "[pooler.tls]",
+      fmt::format("cert_file = {}", toml_string(v1_.cert.string())),
+      fmt::format("key_file = {}", toml_string(v1_.key.string())),
+      fmt::format("client_tls_ca = {}", toml_string(ca_->ca_cert().string())),
+      "client_tls_mode = \"verify-full\"",
+  };
+  DaemonProcess daemon(config);
+  auto attempt = [&](const std::string& extra) { return try_connect(pooler_conninfo(daemon, kAppUser, kAppPassword,
+                                                                                    kAppDatabase, extra)); };
+  auto cert_args = [](const IssuedCert& c) {
+    return fmt::format("sslmode=require sslcert={} sslkey={}", quote_conninfo_value(c.cert.string()),
+                       quote_conninfo_value(c.key.string()));
+  };
+  PgConnPtr ok = attempt(cert_args(appcert_));
+  ASSERT_EQ(PQstatus(ok.get()), CONNECTION_OK) << PQerrorMessage(ok.get());
+  EXPECT_EQ(query_value(ok.get(), "SELECT current_user"), kAppUser);
+  PgConnPtr wrong_password = attempt(cert_args(appcert_) + " password=wrong");
+  EXPECT_EQ(PQstatus(wrong_password.get()), CONNECTION_BAD);
+  PgConnPtr other_cn = attempt(cert_args(certuser_));
+  EXPECT_EQ(PQstatus(other_cn.get()), CONNECTION_BAD);
+  EXPECT_NE(std::string(PQerrorMessage(other_cn.get())).find("CN mismatch"), std::string::npos)
+      << PQerrorMessage(other_cn.get());
+  PgConnPtr no_cert = attempt("sslmode=require");
+  EXPECT_EQ(PQstatus(no_cert.get()), CONNECTION_BAD);
+  EXPECT_NE(std::string(PQerrorMessage(no_cert.get())).find("connection requires a valid client certificate"),
+            std::string::npos)
+      << PQerrorMessage(no_cert.get());
+  EXPECT_EQ(daemon.stop(), 0) << daemon.log_tail();
+}
+
 }  // namespace
 }  // namespace pooler::test
