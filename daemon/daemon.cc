@@ -561,6 +561,16 @@ int Daemon::run() {
     return 1;
   }
   client_tls_ = std::move(*tls);
+  // Handlers first: once the port accepts, a SIGHUP must reload rather than kill the process (the default
+  // action) — orchestration and tests signal as soon as the port is open.
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    auto h = UvHandle<uv_signal_t>::make();
+    uv_signal_init(&loop_, h.get());
+    h->data = this;
+    uv_signal_start(h.get(), &Daemon::on_signal, sig);
+    signals_.push_back(std::move(h));
+  }
+  std::signal(SIGPIPE, SIG_IGN);
   if (client_tls_) {
     spdlog::info("event=client_tls client_tls_mode={} cert_file={}",
                  config::to_string(config_.pooler.tls.client_tls_mode), log_value(config_.pooler.tls.cert_file));
@@ -613,14 +623,6 @@ int Daemon::run() {
   janitor_->data = this;
   uv_timer_start(janitor_.get(), &Daemon::on_janitor, 1000, 1000);
   uv_unref(reinterpret_cast<uv_handle_t*>(janitor_.get()));
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
-    auto h = UvHandle<uv_signal_t>::make();
-    uv_signal_init(&loop_, h.get());
-    h->data = this;
-    uv_signal_start(h.get(), &Daemon::on_signal, sig);
-    signals_.push_back(std::move(h));
-  }
-  std::signal(SIGPIPE, SIG_IGN);
   notify_ready(status_line());
   uv_run(&loop_, UV_RUN_DEFAULT);
   spdlog::info("event=stopped");
