@@ -467,10 +467,13 @@ class IntegrationPrepared : public ::testing::Test {
     all.insert(all.end(), args.begin(), args.end());
     CommandResult run = pgbench(kPrepDb, all);
     PgbenchSummary s = parse_pgbench(run.out);
-    EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
-    EXPECT_EQ(s.processed, transactions) << run.out << run.err;
-    EXPECT_EQ(s.expected, transactions) << run.out;
-    EXPECT_EQ(s.failed, 0) << run.out << run.err;
+    const std::string output = run.out + tail_lines(run.err, 20);
+    EXPECT_EQ(run.exit_code, 0) << output;
+    EXPECT_EQ(s.processed, transactions);
+    EXPECT_EQ(s.expected, transactions);
+    EXPECT_EQ(s.failed, 0);
+    // pgbench only logs a failed Parse and carries on (the statement may exist on the server anyway).
+    EXPECT_EQ(run.err.find("ERROR"), std::string::npos) << "pgbench logged errors:\n" << tail_lines(run.err, 20);
     expect_statements_bounded(kPrepDb);
   }
 
@@ -487,6 +490,14 @@ class IntegrationPrepared : public ::testing::Test {
   static CommandResult run_python(const std::string& script, const std::string& db,
                                   std::vector<std::string> extra = {}) {
     return run_client({kPython, clients_dir() + "/" + script}, db, std::move(extra));
+  }
+
+  // A client program exited 0 and printed its summary line (a regex); its output is shown once otherwise.
+  static void expect_client_ok(const CommandResult& r, const std::string& summary) {
+    std::string hint;
+    if (r.err.find("ModuleNotFoundError") != std::string::npos) hint = "\n(a Python module is missing: run scripts/deps.sh)";
+    EXPECT_EQ(r.exit_code, 0) << r.out << tail_lines(r.err, 60) << hint;
+    EXPECT_TRUE(std::regex_search(r.out, std::regex(summary))) << "no summary line matching /" << summary << "/";
   }
 
   // Compiles JdbcPrepared.java once per process into a temp dir; returns the classpath to run it with.
@@ -517,9 +528,8 @@ class IntegrationPrepared : public ::testing::Test {
     } catch (const std::exception& e) {
       FAIL() << e.what() << " (run scripts/deps.sh to install the JDK)";
     }
-    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-    EXPECT_NE(r.out.find(fmt::format("prepareThreshold={} threads=6", threshold)), std::string::npos) << r.out;
-    EXPECT_NE(r.out.find(" ok"), std::string::npos) << r.out << r.err;
+    expect_client_ok(r, fmt::format(R"(jdbc [\d.]+ prepareThreshold={} threads=6 queries=\d+ server_prepared=\d+ ok\n)",
+                                    threshold));
     expect_statements_bounded(kPrepDb);
   }
 
@@ -572,15 +582,21 @@ TEST_F(IntegrationPrepared, PgbenchPreparedEvictsLeastRecentlyUsed) {
   run_prepared_pgbench({"-f", path, "-t", "20"}, 400);
 }
 
-// Control: the same -M prepared workload with max_prepared_statements = 0 (pass-through) fails, since each
-// client's statements stay on the server connection that prepared them. This is what the feature fixes.
+// Control: the same -M prepared workload with max_prepared_statements = 0 (pass-through) goes wrong, since
+// each client's statements stay on the server connection that prepared them: a client's Parse meets another
+// client's statement of the same name ("already exists", which pgbench only logs) or its Bind finds none
+// ("does not exist", which aborts the client). This is what the feature fixes.
 TEST_F(IntegrationPrepared, PgbenchPreparedFailsWithoutTracking) {
   ASSERT_NO_FATAL_FAILURE(ensure_pgbench_tables());
   CommandResult run = pgbench(kNoPrepDb, {"-M", "prepared", "-S", "-c", "20", "-j", "2", "-t", "50"});
   PgbenchSummary s = parse_pgbench(run.out);
-  EXPECT_TRUE(run.exit_code != 0 || s.failed > 0) << "pass-through -M prepared unexpectedly worked:\n" << run.out;
-  EXPECT_NE((run.out + run.err).find("prepared statement"), std::string::npos)
-      << "not failing for the expected reason:\n" << run.out << run.err;
+  const std::regex statement_error(R"(ERROR: +prepared statement "[^"]+" (already exists|does not exist))");
+  const auto errors = std::distance(std::sregex_iterator(run.err.begin(), run.err.end(), statement_error),
+                                    std::sregex_iterator());
+  // At most one Parse per server connection can find the name free: the other clients' fail.
+  EXPECT_GE(errors, 20 - kPoolSize) << "pass-through -M prepared unexpectedly worked:\n" << run.out << run.err;
+  RecordProperty("pgbench_exit_code", run.exit_code);
+  RecordProperty("pgbench_failed_transactions", static_cast<int>(s.failed));
 }
 
 // ==== real client libraries ====
@@ -589,9 +605,7 @@ TEST_F(IntegrationPrepared, PgbenchPreparedFailsWithoutTracking) {
 // prepare_threshold = 0, 6 threads on 2 server connections; every result checked.
 TEST_F(IntegrationPrepared, PsycopgPreparedStatements) {
   CommandResult r = run_python("psycopg_prepared.py", kPrepDb, {"--phase", "basic"});
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << "\n(ModuleNotFoundError? run scripts/deps.sh)";
-  EXPECT_NE(r.out.find("phase=basic threads=6"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find(" ok"), std::string::npos) << r.out;
+  expect_client_ok(r, R"(psycopg [\d.]+ phase=basic threads=6 queries=\d+ ok\n)");
   expect_statements_bounded(kPrepDb);
 }
 
@@ -599,8 +613,7 @@ TEST_F(IntegrationPrepared, PsycopgPreparedStatements) {
 // other clients' statements on that server connection must survive it (threads roll back while others run).
 TEST_F(IntegrationPrepared, PsycopgRollbackSendsDeallocateAll) {
   CommandResult r = run_python("psycopg_prepared.py", kPrepDb, {"--phase", "rollback"});
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.out.find("phase=rollback threads=6"), std::string::npos) << r.out;
+  expect_client_ok(r, R"(psycopg [\d.]+ phase=rollback threads=6 queries=\d+ ok\n)");
   expect_statements_bounded(kPrepDb);
 }
 
@@ -608,8 +621,7 @@ TEST_F(IntegrationPrepared, PsycopgRollbackSendsDeallocateAll) {
 // from its own cache: that must work for statements the pooler renamed.
 TEST_F(IntegrationPrepared, PsycopgEvictionSendsDeallocate) {
   CommandResult r = run_python("psycopg_prepared.py", kPrepDb, {"--phase", "evict"});
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
-  EXPECT_NE(r.out.find("phase=evict threads=6"), std::string::npos) << r.out;
+  expect_client_ok(r, R"(psycopg [\d.]+ phase=evict threads=6 queries=\d+ ok\n)");
   expect_statements_bounded(kPrepDb);
 }
 
@@ -618,9 +630,7 @@ TEST_F(IntegrationPrepared, PsycopgEvictionSendsDeallocate) {
 // 8 connections concurrently on 2 server connections.
 TEST_F(IntegrationPrepared, AsyncpgPreparedStatements) {
   CommandResult r = run_python("asyncpg_prepared.py", kPrepDb);
-  EXPECT_EQ(r.exit_code, 0) << r.out << r.err << "\n(ModuleNotFoundError? run scripts/deps.sh)";
-  EXPECT_NE(r.out.find("connections=8"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find(" ok"), std::string::npos) << r.out;
+  expect_client_ok(r, R"(asyncpg [\d.]+ connections=8 queries=\d+ ok\n)");
   expect_statements_bounded(kPrepDb);
 }
 
