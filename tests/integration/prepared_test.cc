@@ -189,6 +189,23 @@ void send_prepare(PGconn* conn, const std::string& name, const std::string& sql)
   }
 }
 
+// PQexecPrepared with text parameters; the result whatever its status.
+PgResultPtr exec_prepared(PGconn* conn, const std::string& name, const std::vector<std::string>& values) {
+  std::vector<const char*> params;
+  for (const auto& v : values) params.push_back(v.c_str());
+  return PgResultPtr(
+      PQexecPrepared(conn, name.c_str(), static_cast<int>(params.size()), params.data(), nullptr, nullptr, 0));
+}
+
+// The single value of a prepared statement's execution that must succeed.
+std::string prepared_value(PGconn* conn, const std::string& name, const std::vector<std::string>& values) {
+  PgResultPtr r = exec_prepared(conn, name, values);
+  if (PQresultStatus(r.get()) != PGRES_TUPLES_OK || PQntuples(r.get()) != 1) {
+    throw std::runtime_error(fmt::format("EXECUTE {}: {}", name, PQresultErrorMessage(r.get())));
+  }
+  return PQgetvalue(r.get(), 0, 0);
+}
+
 void pipeline_sync(PGconn* conn) {
   if (PQpipelineSync(conn) != 1) throw std::runtime_error(fmt::format("PQpipelineSync: {}", PQerrorMessage(conn)));
 }
@@ -402,6 +419,23 @@ class IntegrationPrepared : public ::testing::Test {
     return kept;
   }
 
+  // Holds every server connection of `db`'s pool except the one with backend `pid`, so that the next
+  // clients of `db` all get that one.
+  static PgConnPtr occupy_other_than(const std::string& db, int pid) {
+    PgConnPtr kept;
+    bool seen = false;
+    for (auto& [c, held_pid] : occupy_all(db)) {
+      if (held_pid == pid) {
+        seen = true;
+        exec_ok(c.get(), "COMMIT");
+      } else {
+        kept = std::move(c);
+      }
+    }
+    if (!seen || !kept) throw std::runtime_error(fmt::format("backend {} is no longer in the pool of {}", pid, db));
+    return kept;
+  }
+
   // What every server connection of `db`'s pool holds (each seen from a client in an open transaction).
   static std::vector<ServerStatements> census(const std::string& db) {
     std::vector<ServerStatements> out;
@@ -463,8 +497,9 @@ class IntegrationPrepared : public ::testing::Test {
   // pgbench -M prepared -c 20 -j 2 through max_prepared_statements: every transaction done, none failed.
   static void run_prepared_pgbench(std::vector<std::string> args, long transactions) {
     ASSERT_NO_FATAL_FAILURE(ensure_pgbench_tables());
-    std::vector<std::string> all = {"-M", "prepared", "-c", "20", "-j", "2"};
+    std::vector<std::string> all = {"-M", "prepared", "-c", "20"};
     all.insert(all.end(), args.begin(), args.end());
+    if (std::find(all.begin(), all.end(), "-j") == all.end()) all.insert(all.end(), {"-j", "2"});
     CommandResult run = pgbench(kPrepDb, all);
     PgbenchSummary s = parse_pgbench(run.out);
     const std::string output = run.out + tail_lines(run.err, 20);
@@ -560,11 +595,15 @@ class IntegrationPrepared : public ::testing::Test {
 TEST_F(IntegrationPrepared, PgbenchPreparedSelectOnly) { run_prepared_pgbench({"-S", "-t", "100"}, 2000); }
 
 // Built-in TPC-B-like, -M prepared (BEGIN, three UPDATEs, SELECT, INSERT, END): no failed transaction,
-// one history row per transaction, statements bounded.
+// one history row per transaction, statements bounded. One pgbench thread per client: pgbench prepares each
+// command with a blocking PQprepare the first time a client runs it, and with several clients per thread
+// that call can wait for a server connection held by another client of the same (now blocked) thread,
+// inside that client's transaction: a deadlock in pgbench whatever the pooler does, once every server
+// connection is inside such a transaction (it only ends with pool_timeout).
 TEST_F(IntegrationPrepared, PgbenchPreparedTpcb) {
   ASSERT_NO_FATAL_FAILURE(ensure_pgbench_tables());
   exec_ok(admin_.get(), "TRUNCATE pgbench_history");
-  run_prepared_pgbench({"-t", "25"}, 500);
+  run_prepared_pgbench({"-j", "20", "-t", "25"}, 500);
   EXPECT_EQ(query_value(admin_.get(), "SELECT count(*) FROM pgbench_history"), "500");
 }
 
@@ -682,12 +721,15 @@ TEST_F(IntegrationPrepared, PipelineThousandStatementsTenSyncs) {
   }
 }
 
-// PQsendPrepare of a named statement and 1000 PQsendQueryPrepared of it in one pipeline, once with one
-// Sync and once with ten; in the tracking database the statement is then used again in later transactions.
+// PQsendPrepare of a named statement and 1000 PQsendQueryPrepared of it in one pipeline with one Sync,
+// with and without tracking; and with tracking also with ten Syncs (the pooler may hand the server connection
+// back between two of them when the next has not arrived yet, so only tracking makes that work), after
+// which the statement is used again in later transactions.
 TEST_F(IntegrationPrepared, PipelineNamedStatementThousandExecutions) {
   int serial = 0;
   for (const char* db : {kNoPrepDb, kPrepDb}) {
     for (int syncs : {1, 10}) {
+      if (syncs > 1 && std::string(db) == kNoPrepDb) continue;
       SCOPED_TRACE(fmt::format("{}, {} Sync(s)", db, syncs));
       PgConnPtr conn = client(db);
       // Unique per run: in the pass-through database the statement stays on its server connection.
@@ -756,6 +798,80 @@ TEST_F(IntegrationPrepared, NamedStatementFollowsClientToAnotherConnection) {
   EXPECT_EQ(std::string(PQgetvalue(r.get(), 0, 0)), "42");
   EXPECT_EQ(backend_pid(a.get()), first);
   exec_ok(a.get(), "COMMIT");
+  holder.reset();
+  expect_statements_bounded(kPrepDb);
+}
+
+// Two clients use the same statement name for different statements, on both server connections in turn:
+// each always gets its own statement.
+TEST_F(IntegrationPrepared, SameNameDifferentStatementsInTwoClients) {
+  PgConnPtr a = client(kPrepDb);
+  PgConnPtr b = client(kPrepDb);
+  const int pid_a = prepare_and_learn_pid(a.get(), "stmt", "SELECT 'a:' || $1::text");
+  const int pid_b = prepare_and_learn_pid(b.get(), "stmt", "SELECT 'b:' || ($1::int * 2)::text");
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(fmt::format("round {}", round));
+    for (int pid : {pid_a, pid_b}) {
+      PgConnPtr holder = occupy(kPrepDb, pid);  // both clients run on the other server connection
+      EXPECT_EQ(prepared_value(a.get(), "stmt", {"5"}), "a:5");
+      EXPECT_EQ(prepared_value(b.get(), "stmt", {"5"}), "b:10");
+    }
+    EXPECT_EQ(prepared_value(b.get(), "stmt", {"7"}), "b:14");
+    EXPECT_EQ(prepared_value(a.get(), "stmt", {"7"}), "a:7");
+  }
+  expect_statements_bounded(kPrepDb);
+}
+
+// A Parse of a name the client already uses fails with 42P05 as it would on the server, and the statement
+// the name stands for is unchanged.
+TEST_F(IntegrationPrepared, ParseOfNameInUseFailsAsOnServer) {
+  PgConnPtr a = client(kPrepDb);
+  PgResultPtr first(PQprepare(a.get(), "taken", "SELECT 'first'", 0, nullptr));
+  ASSERT_EQ(PQresultStatus(first.get()), PGRES_COMMAND_OK) << PQresultErrorMessage(first.get());
+  PgResultPtr again(PQprepare(a.get(), "taken", "SELECT 'second'", 0, nullptr));
+  EXPECT_EQ(PQresultStatus(again.get()), PGRES_FATAL_ERROR);
+  EXPECT_EQ(sqlstate(again.get()), "42P05") << PQresultErrorMessage(again.get());
+  EXPECT_EQ(prepared_value(a.get(), "taken", {}), "first");
+}
+
+// DEALLOCATE of a client's name (simple query) frees the name for another statement; DEALLOCATE ALL forgets
+// all its names (executing one then fails with 26000, as on the server), and neither disturbs another
+// client's statement on the same server connection.
+TEST_F(IntegrationPrepared, DeallocateForgetsTheClientsNames) {
+  PgConnPtr a = client(kPrepDb);
+  PgConnPtr b = client(kPrepDb);
+  const int pid = prepare_and_learn_pid(a.get(), "mine", "SELECT 'old'");
+  PgConnPtr holder = occupy_other_than(kPrepDb, pid);  // everything below runs on `pid`
+  ASSERT_EQ(prepare_and_learn_pid(b.get(), "theirs", "SELECT 'theirs:' || $1::text"), pid);
+  exec_ok(a.get(), "DEALLOCATE mine");
+  PgResultPtr renewed(PQprepare(a.get(), "mine", "SELECT 'new'", 0, nullptr));
+  ASSERT_EQ(PQresultStatus(renewed.get()), PGRES_COMMAND_OK) << PQresultErrorMessage(renewed.get());
+  EXPECT_EQ(prepared_value(a.get(), "mine", {}), "new");
+  PgResultPtr other(PQprepare(a.get(), "other", "SELECT 'other'", 0, nullptr));
+  ASSERT_EQ(PQresultStatus(other.get()), PGRES_COMMAND_OK) << PQresultErrorMessage(other.get());
+  exec_ok(a.get(), "DEALLOCATE ALL");
+  for (const char* name : {"mine", "other"}) {
+    PgResultPtr gone = exec_prepared(a.get(), name, {});
+    EXPECT_EQ(sqlstate(gone.get()), "26000") << name << ": " << PQresultErrorMessage(gone.get());
+  }
+  EXPECT_EQ(prepared_value(b.get(), "theirs", {"1"}), "theirs:1");
+  EXPECT_EQ(backend_pid(b.get()), pid);
+}
+
+// DISCARD ALL (outside a transaction) drops everything prepared on that server connection: the client's own
+// names are gone afterwards (26000, as on the server), while another client's statement there is prepared
+// again by the pooler when next used.
+TEST_F(IntegrationPrepared, DiscardAllForgetsOnlyTheClientsNames) {
+  PgConnPtr a = client(kPrepDb);
+  PgConnPtr b = client(kPrepDb);
+  const int pid = prepare_and_learn_pid(a.get(), "mine", "SELECT 'mine'");
+  PgConnPtr holder = occupy_other_than(kPrepDb, pid);
+  ASSERT_EQ(prepare_and_learn_pid(b.get(), "theirs", "SELECT 'theirs'"), pid);
+  exec_ok(a.get(), "DISCARD ALL");
+  PgResultPtr gone = exec_prepared(a.get(), "mine", {});
+  EXPECT_EQ(sqlstate(gone.get()), "26000") << PQresultErrorMessage(gone.get());
+  EXPECT_EQ(prepared_value(b.get(), "theirs", {}), "theirs");
+  EXPECT_EQ(backend_pid(b.get()), pid);
   holder.reset();
   expect_statements_bounded(kPrepDb);
 }
@@ -1101,7 +1217,9 @@ TEST_F(IntegrationPrepared, IdleInTransactionClientIsDisconnected) {
   while (!closed && Clock::now() - idle_since < 20s) {
     pollfd pfd{PQsocket(idler.get()), POLLIN, 0};
     ::poll(&pfd, 1, 200);
-    if (PQconsumeInput(idler.get()) == 0 || PQstatus(idler.get()) != CONNECTION_OK) closed = true;
+    const bool read_ok = PQconsumeInput(idler.get()) == 1;
+    PQisBusy(idler.get());  // parses what was read, so that an ErrorResponse reaches the notice receiver
+    if (!read_ok || PQstatus(idler.get()) != CONNECTION_OK) closed = true;
   }
   const auto idled = Clock::now() - idle_since;
   ASSERT_TRUE(closed) << "the idle-in-transaction client was not disconnected within 20 s";
