@@ -682,42 +682,33 @@ TEST_F(IntegrationPrepared, JdbcPrepareThresholdOne) { run_jdbc("1"); }
 
 // ==== pipelines and extended-protocol corners ====
 
-// 1000 PQsendQueryParams and one Sync in libpq pipeline mode, with and without statement tracking: every
-// result arrives, in order and right.
-TEST_F(IntegrationPrepared, PipelineThousandStatementsOneSync) {
+// 1000 PQsendQueryParams in libpq pipeline mode, with and without statement tracking: with one Sync, and
+// with a Sync after every 100 (ten transactions in flight at once) while another client competes for the two
+// server connections. Every result arrives, in order and right.
+TEST_F(IntegrationPrepared, PipelineThousandStatements) {
   for (const char* db : {kNoPrepDb, kPrepDb}) {
-    SCOPED_TRACE(db);
-    PgConnPtr conn = client(db);
-    ASSERT_EQ(PQenterPipelineMode(conn.get()), 1);
-    for (int i = 0; i < 1000; ++i) send_params(conn.get(), "SELECT $1::int * 3", {std::to_string(i)});
-    pipeline_sync(conn.get());
-    PipelineReader read(conn.get());
-    for (int i = 0; i < 1000; ++i) ASSERT_EQ(read.value(), std::to_string(i * 3)) << "statement " << i;
-    read.sync();
-    ASSERT_EQ(PQexitPipelineMode(conn.get()), 1);
-    EXPECT_EQ(query_value(conn.get(), "SELECT 'after'"), "after");
-  }
-}
-
-// 1000 statements with a Sync after every 100 (ten transactions in flight at once), while another client
-// competes for the two server connections: all results right and in order.
-TEST_F(IntegrationPrepared, PipelineThousandStatementsTenSyncs) {
-  for (const char* db : {kNoPrepDb, kPrepDb}) {
-    SCOPED_TRACE(db);
-    Rival rival(conninfo(db));
-    PgConnPtr conn = client(db);
-    ASSERT_EQ(PQenterPipelineMode(conn.get()), 1);
-    for (int i = 0; i < 1000; ++i) {
-      send_params(conn.get(), "SELECT $1::int + 7", {std::to_string(i)});
-      if (i % 100 == 99) pipeline_sync(conn.get());
+    for (int syncs : {1, 10}) {
+      SCOPED_TRACE(fmt::format("{}, {} Sync(s)", db, syncs));
+      const int per_sync = 1000 / syncs;
+      std::optional<Rival> rival;
+      if (syncs > 1) rival.emplace(conninfo(db));
+      PgConnPtr conn = client(db);
+      ASSERT_EQ(PQenterPipelineMode(conn.get()), 1);
+      for (int i = 0; i < 1000; ++i) {
+        send_params(conn.get(), "SELECT $1::int * 3", {std::to_string(i)});
+        if ((i + 1) % per_sync == 0) pipeline_sync(conn.get());
+      }
+      PipelineReader read(conn.get());
+      for (int i = 0; i < 1000; ++i) {
+        ASSERT_EQ(read.value(), std::to_string(i * 3)) << "statement " << i;
+        if ((i + 1) % per_sync == 0) read.sync();
+      }
+      ASSERT_EQ(PQexitPipelineMode(conn.get()), 1);
+      EXPECT_EQ(query_value(conn.get(), "SELECT 'after'"), "after");
+      if (rival) {
+        EXPECT_GE(rival->stop(), 0);
+      }
     }
-    PipelineReader read(conn.get());
-    for (int i = 0; i < 1000; ++i) {
-      ASSERT_EQ(read.value(), std::to_string(i + 7)) << "statement " << i;
-      if (i % 100 == 99) read.sync();
-    }
-    ASSERT_EQ(PQexitPipelineMode(conn.get()), 1);
-    EXPECT_GE(rival.stop(), 0);
   }
 }
 
@@ -762,8 +753,18 @@ TEST_F(IntegrationPrepared, PipelineNamedStatementThousandExecutions) {
 }
 
 // A statement prepared on one server connection is executed (and described, and used inside a transaction)
-// after the client was moved to the other one: the pooler prepares it there first.
+// after the client was moved to the other one: the pooler prepares it there first. Without tracking (the
+// control) the statement does not exist there.
 TEST_F(IntegrationPrepared, NamedStatementFollowsClientToAnotherConnection) {
+  {
+    SCOPED_TRACE("without tracking");
+    PgConnPtr a = client(kNoPrepDb);
+    const int first = prepare_and_learn_pid(a.get(), "lost_statement", "SELECT $1::int + 1000");
+    PgConnPtr holder = occupy(kNoPrepDb, first);
+    PgResultPtr r = exec_prepared(a.get(), "lost_statement", {"5"});
+    EXPECT_EQ(PQresultStatus(r.get()), PGRES_FATAL_ERROR);
+    EXPECT_EQ(sqlstate(r.get()), "26000") << PQresultErrorMessage(r.get());
+  }
   PgConnPtr a = client(kPrepDb);
   const int first = prepare_and_learn_pid(a.get(), "add_thousand", "SELECT $1::int + 1000");
   PgConnPtr holder = occupy(kPrepDb, first);
@@ -874,17 +875,6 @@ TEST_F(IntegrationPrepared, DiscardAllForgetsOnlyTheClientsNames) {
   EXPECT_EQ(backend_pid(b.get()), pid);
   holder.reset();
   expect_statements_bounded(kPrepDb);
-}
-
-// Control for the test above: without tracking, the statement does not exist on the other connection.
-TEST_F(IntegrationPrepared, NamedStatementIsLostWithoutTracking) {
-  PgConnPtr a = client(kNoPrepDb);
-  const int first = prepare_and_learn_pid(a.get(), "lost_statement", "SELECT $1::int + 1000");
-  PgConnPtr holder = occupy(kNoPrepDb, first);
-  const char* params[] = {"5"};
-  PgResultPtr r(PQexecPrepared(a.get(), "lost_statement", 1, params, nullptr, nullptr, 0));
-  EXPECT_EQ(PQresultStatus(r.get()), PGRES_FATAL_ERROR);
-  EXPECT_EQ(sqlstate(r.get()), "26000") << PQresultErrorMessage(r.get());
 }
 
 // An error in the middle of a pipeline: the statements after it up to the Sync come back
@@ -1265,26 +1255,24 @@ TEST_F(IntegrationPrepared, BusyTransactionIsNotIdle) {
 }
 
 // LISTEN in transaction mode is refused with 0A000 (a notification could not reach the client once its
-// server connection is someone else's); the session stays usable and no server connection listens.
+// server connection is someone else's), through the simple and the extended protocol; the session stays
+// usable and no server connection listens.
 TEST_F(IntegrationPrepared, ListenRefusedInTransactionMode) {
   PgConnPtr conn = client(kPrepDb);
   for (const char* sql : {"LISTEN pooler_channel", "  listen pooler_channel;"}) {
-    SCOPED_TRACE(sql);
+    SCOPED_TRACE(fmt::format("simple query `{}`", sql));
     PgResultPtr r(PQexec(conn.get(), sql));
     EXPECT_EQ(PQresultStatus(r.get()), PGRES_FATAL_ERROR);
     EXPECT_EQ(sqlstate(r.get()), "0A000") << PQresultErrorMessage(r.get());
     EXPECT_EQ(query_value(conn.get(), "SELECT 1"), "1");
   }
-  for (const auto& s : census(kPrepDb)) EXPECT_EQ(s.listening, 0) << "server connection " << s.pid << " listens";
-}
-
-// LISTEN through the extended protocol (Parse/Bind/Execute) is refused the same way.
-TEST_F(IntegrationPrepared, ListenRefusedInExtendedProtocol) {
-  PgConnPtr conn = client(kPrepDb);
-  PgResultPtr r(PQexecParams(conn.get(), "LISTEN pooler_channel", 0, nullptr, nullptr, nullptr, nullptr, 0));
-  EXPECT_EQ(PQresultStatus(r.get()), PGRES_FATAL_ERROR);
-  EXPECT_EQ(sqlstate(r.get()), "0A000") << PQresultErrorMessage(r.get());
-  EXPECT_EQ(query_value(conn.get(), "SELECT 1"), "1");
+  {
+    SCOPED_TRACE("extended protocol (Parse/Bind/Execute)");
+    PgResultPtr r(PQexecParams(conn.get(), "LISTEN pooler_channel", 0, nullptr, nullptr, nullptr, nullptr, 0));
+    EXPECT_EQ(PQresultStatus(r.get()), PGRES_FATAL_ERROR);
+    EXPECT_EQ(sqlstate(r.get()), "0A000") << PQresultErrorMessage(r.get());
+    EXPECT_EQ(query_value(conn.get(), "SELECT 1"), "1");
+  }
   for (const auto& s : census(kPrepDb)) EXPECT_EQ(s.listening, 0) << "server connection " << s.pid << " listens";
 }
 
