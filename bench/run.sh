@@ -80,7 +80,8 @@ run_pgbench() {
     -T "$secs" "$@" "$BENCH_DB" >"$BENCH_DIR/last.out" 2>"$BENCH_DIR/last.err"
 }
 
-# measure SCENARIO TARGET: one timed run; fills TPS, LAT, FAILED, PROCESSED, PROBLEM and CPU_US.
+# measure SCENARIO TARGET: one timed run; fills TPS, LAT, FAILED, PROCESSED, ABORTED, ERRORS, CLIENTS, PROBLEM
+# and CPU_US.
 measure() {
   local scen=$1 target=$2 key="$1,$2" pid rc=0 t0=0 t1=0 out tps lat failed processed err aborted errors clients
   pid=$(target_pid "$target")
@@ -121,13 +122,18 @@ measure() {
   elif [ "$failed" != 0 ]; then
     problems+=("$failed failed transactions")
   fi
-  if [ "$aborted" != 0 ]; then problems+=("$aborted of ${clients:-?} clients aborted"); fi
+  if [ "$aborted" != 0 ]; then
+    problems+=("$aborted of ${clients:-?} clients aborted (after ${processed:-?} transactions)")
+    # pgbench's tps then covers only the time before the clients gave up: not comparable, so not shown.
+    TPS[$key]=""
+    LAT[$key]=""
+  fi
   if [ "$errors" != 0 ]; then problems+=("$errors ERROR lines from pgbench"); fi
   if [ "${#problems[@]}" -gt 0 ]; then
     err=$(grep -m1 -iE 'error|abort|fatal' "$BENCH_DIR/last.err" || head -n 1 "$BENCH_DIR/last.err" || true)
     PROBLEM[$key]="$(IFS=';'; echo "${problems[*]}")${err:+: ${err:0:200}}"
   fi
-  if [ -n "$pid" ] && [ "$t1" != 0 ] && [ -n "${processed:-}" ] && [ "$processed" -gt 0 ]; then
+  if [ -n "$pid" ] && [ "$t1" != 0 ] && [ -n "${processed:-}" ] && [ "$processed" -gt 0 ] && [ "$aborted" = 0 ]; then
     CPU_US[$key]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$processed" 'BEGIN {printf "%.1f", d / hz * 1e6 / n}')
   fi
 }
@@ -162,7 +168,7 @@ report() {
       key="$scen,$t"
       if [ -n "${PROBLEM[$key]:-}" ]; then
         if [ "${ABORTED[$key]:-0}" != 0 ]; then
-          cells+="|ABORTED ${ABORTED[$key]}/${CLIENTS[$key]} clients, ${ERRORS[$key]} errors|"
+          cells+="|ABORTED ${ABORTED[$key]}/${CLIENTS[$key]} clients after ${PROCESSED[$key]:-?} txns|"
         elif [ -n "${FAILED[$key]:-}" ] && [ "${FAILED[$key]}" != 0 ]; then
           cells+="|FAILED ${FAILED[$key]}|"
         elif [ "${ERRORS[$key]:-0}" != 0 ]; then

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <optional>
@@ -345,6 +346,44 @@ class Rival {
   std::mutex mutex_;
   std::string error_;
   std::thread thread_;
+};
+
+// Watches a client connection the pooler is expected to close: collects the SQLSTATEs of what arrives while
+// the client is idle (libpq hands such an ErrorResponse to the notice receiver) and waits for the close.
+class ClosedByPooler {
+ public:
+  explicit ClosedByPooler(PGconn* conn) : conn_(conn) {
+    PQsetNoticeReceiver(
+        conn_,
+        [](void* arg, const PGresult* r) {
+          const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+          static_cast<ClosedByPooler*>(arg)->sqlstates_.push_back(code != nullptr ? code : "");
+        },
+        this);
+  }
+  ClosedByPooler(const ClosedByPooler&) = delete;
+  ClosedByPooler& operator=(const ClosedByPooler&) = delete;
+
+  // True once the connection is closed, false if it is still open after `limit`.
+  bool wait(std::chrono::milliseconds limit) {
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+      pollfd pfd{PQsocket(conn_), POLLIN, 0};
+      ::poll(&pfd, 1, 200);
+      const bool read_ok = PQconsumeInput(conn_) == 1;
+      PQisBusy(conn_);  // parses what was read, so that an ErrorResponse reaches the notice receiver
+      if (!read_ok || PQstatus(conn_) != CONNECTION_OK) return true;
+    }
+    return false;
+  }
+  bool got(const std::string& sqlstate) const {
+    return std::find(sqlstates_.begin(), sqlstates_.end(), sqlstate) != sqlstates_.end();
+  }
+  std::string describe() const { return sqlstates_.empty() ? "nothing" : fmt::format("{}", fmt::join(sqlstates_, ", ")); }
+
+ private:
+  PGconn* conn_;
+  std::vector<std::string> sqlstates_;
 };
 
 // ---- pgbench output ----
@@ -1142,14 +1181,14 @@ TEST_F(IntegrationPrepared, CopyHundredMegabytesInAndOutWithFlatMemory) {
 // explicit transaction (which is then aborted, as with statement_timeout).
 TEST_F(IntegrationPrepared, QueryTimeoutCancelsAndConnectionStaysUsable) {
   PgConnPtr conn = client(kQueryTimeoutDb);
-  auto no_sleeper = [&] {
-    return query_value(admin_.get(), "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND "
-                                     "query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()") == "0";
-  };
-  {
-    SCOPED_TRACE("simple query");
+  PgResultPtr p(PQprepare(conn.get(), "sleeper", "SELECT pg_sleep($1::float8)::text || 'woke'", 0, nullptr));
+  ASSERT_EQ(PQresultStatus(p.get()), PGRES_COMMAND_OK) << PQresultErrorMessage(p.get());
+  // Sends a 60 s request (right after the previous one: each gets the whole timeout), expects 57014 within a
+  // few seconds but not before the second is up, and that nothing keeps sleeping on the server.
+  auto expect_cancelled = [&](const std::function<void()>& send) {
     const auto started = Clock::now();
-    PgResultPtr r = exec_with_deadline(conn.get(), "SELECT pg_sleep(60)", 30s);
+    send();
+    PgResultPtr r = last_result(conn.get(), 30s);
     const auto took = Clock::now() - started;
     ASSERT_TRUE(r) << PQerrorMessage(conn.get());
     EXPECT_EQ(PQresultStatus(r.get()), PGRES_FATAL_ERROR);
@@ -1157,26 +1196,33 @@ TEST_F(IntegrationPrepared, QueryTimeoutCancelsAndConnectionStaysUsable) {
     EXPECT_GE(took, 900ms);
     EXPECT_LT(took, 15s);
     EXPECT_EQ(PQstatus(conn.get()), CONNECTION_OK);
+    EXPECT_TRUE(eventually(
+        [&] {
+          return query_value(admin_.get(), "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND "
+                                           "query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()") == "0";
+        },
+        10s))
+        << "pg_sleep still running on the server";
+  };
+  {
+    SCOPED_TRACE("simple query");
+    expect_cancelled([&] { ASSERT_EQ(PQsendQuery(conn.get(), "SELECT pg_sleep(60)"), 1); });
     EXPECT_EQ(query_value(conn.get(), "SELECT 1"), "1");
-    EXPECT_TRUE(eventually(no_sleeper, 10s)) << "pg_sleep still running on the server";
   }
   {
     SCOPED_TRACE("extended protocol");
-    const auto started = Clock::now();
-    send_params(conn.get(), "SELECT pg_sleep($1::float8)", {"60"});
-    PgResultPtr r = last_result(conn.get(), 30s);
-    ASSERT_TRUE(r);
-    EXPECT_EQ(sqlstate(r.get()), "57014") << PQresultErrorMessage(r.get());
-    EXPECT_LT(Clock::now() - started, 15s);
+    expect_cancelled([&] { send_params(conn.get(), "SELECT pg_sleep($1::float8)", {"60"}); });
     EXPECT_EQ(query_value(conn.get(), "SELECT 2"), "2");
-    EXPECT_TRUE(eventually(no_sleeper, 10s));
+  }
+  {
+    SCOPED_TRACE("named statement");
+    expect_cancelled([&] { send_prepared(conn.get(), "sleeper", {"60"}); });
+    EXPECT_EQ(prepared_value(conn.get(), "sleeper", {"0"}), "woke");
   }
   {
     SCOPED_TRACE("inside a transaction");
     exec_ok(conn.get(), "BEGIN");
-    PgResultPtr r = exec_with_deadline(conn.get(), "SELECT pg_sleep(60)", 30s);
-    ASSERT_TRUE(r);
-    EXPECT_EQ(sqlstate(r.get()), "57014") << PQresultErrorMessage(r.get());
+    expect_cancelled([&] { ASSERT_EQ(PQsendQuery(conn.get(), "SELECT pg_sleep(60)"), 1); });
     EXPECT_EQ(PQtransactionStatus(conn.get()), PQTRANS_INERROR);
     exec_ok(conn.get(), "ROLLBACK");
     EXPECT_EQ(query_value(conn.get(), "SELECT 3"), "3");
@@ -1192,30 +1238,12 @@ TEST_F(IntegrationPrepared, IdleInTransactionClientIsDisconnected) {
   EXPECT_EQ(query_value(bystander.get(), "SELECT 1"), "1");
 
   PgConnPtr idler = client(kIdleTimeoutDb);
-  std::vector<std::string> notices;  // libpq hands an ErrorResponse that arrives while idle to the notice receiver
-  PQsetNoticeReceiver(
-      idler.get(),
-      [](void* arg, const PGresult* r) {
-        const char* code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        static_cast<std::vector<std::string>*>(arg)->push_back(code != nullptr ? code : "");
-      },
-      &notices);
+  ClosedByPooler watch(idler.get());
   exec_ok(idler.get(), "BEGIN; LOCK TABLE idle_lock IN ACCESS EXCLUSIVE MODE");
   const auto idle_since = Clock::now();
-  // Wait for the pooler to close the connection.
-  bool closed = false;
-  while (!closed && Clock::now() - idle_since < 20s) {
-    pollfd pfd{PQsocket(idler.get()), POLLIN, 0};
-    ::poll(&pfd, 1, 200);
-    const bool read_ok = PQconsumeInput(idler.get()) == 1;
-    PQisBusy(idler.get());  // parses what was read, so that an ErrorResponse reaches the notice receiver
-    if (!read_ok || PQstatus(idler.get()) != CONNECTION_OK) closed = true;
-  }
-  const auto idled = Clock::now() - idle_since;
-  ASSERT_TRUE(closed) << "the idle-in-transaction client was not disconnected within 20 s";
-  EXPECT_GE(idled, 900ms);
-  EXPECT_NE(std::find(notices.begin(), notices.end(), "25P03"), notices.end())
-      << "no 25P03 before the close; got: " << fmt::format("{}", fmt::join(notices, ", "));
+  ASSERT_TRUE(watch.wait(20s)) << "the idle-in-transaction client was not disconnected within 20 s";
+  EXPECT_GE(Clock::now() - idle_since, 900ms);
+  EXPECT_TRUE(watch.got("25P03")) << "no 25P03 before the close; got: " << watch.describe();
   PgResultPtr after(PQexec(idler.get(), "SELECT 1"));
   EXPECT_NE(PQresultStatus(after.get()), PGRES_TUPLES_OK);
 
@@ -1252,6 +1280,28 @@ TEST_F(IntegrationPrepared, BusyTransactionIsNotIdle) {
   read.sync();
   ASSERT_EQ(PQexitPipelineMode(conn.get()), 1);
   EXPECT_EQ(query_value(conn.get(), "SELECT 'still here'"), "still here");
+}
+
+// An extended-protocol request answered through Flush but never Synced keeps the server's implicit
+// transaction open and the server connection linked: once idle that long it is treated like any other idle
+// transaction (else one client could pin a server connection forever).
+TEST_F(IntegrationPrepared, UnsyncedExtendedQueryIsIdleInTransaction) {
+  PgConnPtr idler = client(kIdleTimeoutDb);
+  ClosedByPooler watch(idler.get());
+  ASSERT_EQ(PQenterPipelineMode(idler.get()), 1);
+  send_params(idler.get(), "SELECT $1::int", {"1"});
+  ASSERT_EQ(PQsendFlushRequest(idler.get()), 1);
+  ASSERT_EQ(PQflush(idler.get()), 0);
+  PipelineReader read(idler.get(), 20s);
+  EXPECT_EQ(read.value(), "1");
+  const auto idle_since = Clock::now();
+  ASSERT_TRUE(watch.wait(20s)) << "a client idle after an unsynced request kept its server connection for 20 s";
+  EXPECT_GE(Clock::now() - idle_since, 900ms);
+  EXPECT_TRUE(watch.got("25P03")) << "no 25P03 before the close; got: " << watch.describe();
+  EXPECT_TRUE(eventually([&] {
+    return query_value(admin_.get(), "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND "
+                                     "state LIKE 'idle in transaction%'") == "0";
+  }));
 }
 
 // LISTEN in transaction mode is refused with 0A000 (a notification could not reach the client once its
