@@ -136,20 +136,21 @@ class PipelineReader {
     }
     return result;
   }
-  // A query result that must be one row of one value; returns the value.
-  std::string value() {
+  // A query result that must be one row of one value; returns the value. `what` names it in errors.
+  std::string value(std::string_view what = "") {
     PgResultPtr r = query();
     if (PQresultStatus(r.get()) != PGRES_TUPLES_OK || PQntuples(r.get()) != 1) {
-      throw std::runtime_error(fmt::format("expected one row, got {}: {}", PQresStatus(PQresultStatus(r.get())),
-                                           PQresultErrorMessage(r.get())));
+      throw std::runtime_error(fmt::format("{}{}expected one row, got {}: {}", what, what.empty() ? "" : ": ",
+                                           PQresStatus(PQresultStatus(r.get())), PQresultErrorMessage(r.get())));
     }
     return PQgetvalue(r.get(), 0, 0);
   }
   // A statement preparation (PQsendPrepare) that must succeed.
-  void prepared() {
+  void prepared(std::string_view what = "") {
     PgResultPtr r = query();
     if (PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
-      throw std::runtime_error(fmt::format("prepare failed: {}", PQresultErrorMessage(r.get())));
+      throw std::runtime_error(fmt::format("{}{}prepare failed: {}", what, what.empty() ? "" : ": ",
+                                           PQresultErrorMessage(r.get())));
     }
   }
   // The result of a Sync.
@@ -944,46 +945,62 @@ TEST_F(IntegrationPrepared, PipelineErrorSkipsToNextSync) {
   }
 }
 
-// The same with named statements, on a connection where the pooler must prepare the statement first: the
-// server skips that preparation (it follows the error), so the pooler must not count it as prepared; and a
-// Parse that fails does not leave the client's name taken.
+// The same with a named statement, on a connection where the pooler must prepare it first: the server skips
+// that preparation (it follows the error), so the pooler must not count the statement as prepared there.
 TEST_F(IntegrationPrepared, PipelineErrorBeforeStatementPreparedByThePooler) {
   PgConnPtr a = client(kPrepDb);
   const int first = prepare_and_learn_pid(a.get(), "square", "SELECT $1::int * $1::int");
   PgConnPtr holder = occupy(kPrepDb, first);
   ASSERT_EQ(PQenterPipelineMode(a.get()), 1);
   send_params(a.get(), "SELECT 1 / $1::int", {"0"});
-  send_prepared(a.get(), "square", {"7"});       // needs a Parse on this connection; skipped by the server
-  send_prepare(a.get(), "broken", "SELEC 1");    // skipped too
+  send_prepared(a.get(), "square", {"7"});  // needs a Parse on this connection; skipped by the server
   pipeline_sync(a.get());
   send_prepared(a.get(), "square", {"8"});
-  send_prepare(a.get(), "broken", "SELEC 1");    // a syntax error
-  send_prepared(a.get(), "square", {"9"});       // aborted
-  pipeline_sync(a.get());
-  send_prepare(a.get(), "broken", "SELECT $1::int + 1");  // the name is free: the failed Parse made nothing
-  send_prepared(a.get(), "broken", {"41"});
-  send_prepared(a.get(), "square", {"10"});
   send_params(a.get(), "SELECT pg_backend_pid()", {});
   pipeline_sync(a.get());
 
   PipelineReader read(a.get());
   EXPECT_EQ(sqlstate(read.query().get()), "22012");
   EXPECT_EQ(PQresultStatus(read.query().get()), PGRES_PIPELINE_ABORTED);
-  EXPECT_EQ(PQresultStatus(read.query().get()), PGRES_PIPELINE_ABORTED);
   read.sync();
-  EXPECT_EQ(read.value(), "64");
-  PgResultPtr syntax = read.query();
-  EXPECT_EQ(sqlstate(syntax.get()), "42601") << PQresultErrorMessage(syntax.get());
-  EXPECT_EQ(PQresultStatus(read.query().get()), PGRES_PIPELINE_ABORTED);
-  read.sync();
-  read.prepared();
-  EXPECT_EQ(read.value(), "42");
-  EXPECT_EQ(read.value(), "100");
+  EXPECT_EQ(read.value("square(8), first use after the failed group"), "64");
   EXPECT_NE(std::stoi(read.value()), first);
   read.sync();
   ASSERT_EQ(PQexitPipelineMode(a.get()), 1);
   holder.reset();
   expect_statements_bounded(kPrepDb);
+}
+
+// A Parse that fails (syntax error), in a pipeline or on its own, creates nothing: the name is free for the
+// next Parse, and statements after the error up to the Sync are skipped.
+TEST_F(IntegrationPrepared, FailedParseLeavesNameFree) {
+  PgConnPtr a = client(kPrepDb);
+  PgResultPtr bad(PQprepare(a.get(), "alone", "SELEC 1", 0, nullptr));
+  EXPECT_EQ(sqlstate(bad.get()), "42601") << PQresultErrorMessage(bad.get());
+  PgResultPtr good(PQprepare(a.get(), "alone", "SELECT 'alone'", 0, nullptr));
+  ASSERT_EQ(PQresultStatus(good.get()), PGRES_COMMAND_OK) << PQresultErrorMessage(good.get());
+  EXPECT_EQ(prepared_value(a.get(), "alone", {}), "alone");
+
+  ASSERT_EQ(PQenterPipelineMode(a.get()), 1);
+  send_prepare(a.get(), "piped", "SELECT $1::int + 1");
+  send_prepare(a.get(), "broken", "SELEC 1");  // a syntax error
+  send_prepared(a.get(), "piped", {"1"});      // aborted
+  pipeline_sync(a.get());
+  send_prepare(a.get(), "broken", "SELECT $1::int + 2");
+  send_prepared(a.get(), "broken", {"40"});
+  send_prepared(a.get(), "piped", {"41"});
+  pipeline_sync(a.get());
+  PipelineReader read(a.get());
+  read.prepared("Parse of piped");
+  PgResultPtr syntax = read.query();
+  EXPECT_EQ(sqlstate(syntax.get()), "42601") << PQresultErrorMessage(syntax.get());
+  EXPECT_EQ(PQresultStatus(read.query().get()), PGRES_PIPELINE_ABORTED);
+  read.sync();
+  read.prepared("Parse of the name whose first Parse failed");
+  EXPECT_EQ(read.value("broken(40)"), "42");
+  EXPECT_EQ(read.value("piped(41)"), "42");
+  read.sync();
+  ASSERT_EQ(PQexitPipelineMode(a.get()), 1);
 }
 
 // The Flush message: after PQsendFlushRequest the results come before any Sync (a prepare, an unnamed
