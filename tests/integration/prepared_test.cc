@@ -1258,7 +1258,7 @@ TEST_F(IntegrationPrepared, IdleInTransactionClientIsDisconnected) {
   ClosedByPooler watch(idler.get());
   exec_ok(idler.get(), "BEGIN; LOCK TABLE idle_lock IN ACCESS EXCLUSIVE MODE");
   const auto idle_since = Clock::now();
-  ASSERT_TRUE(watch.wait(20s)) << "the idle-in-transaction client was not disconnected within 20 s";
+  ASSERT_TRUE(watch.wait(10s)) << "the idle-in-transaction client was not disconnected within 10 s";
   EXPECT_GE(Clock::now() - idle_since, 900ms);
   EXPECT_TRUE(watch.got("25P03")) << "no 25P03 before the close; got: " << watch.describe();
   PgResultPtr after(PQexec(idler.get(), "SELECT 1"));
@@ -1312,7 +1312,7 @@ TEST_F(IntegrationPrepared, UnsyncedExtendedQueryIsIdleInTransaction) {
   PipelineReader read(idler.get(), 20s);
   EXPECT_EQ(read.value(), "1");
   const auto idle_since = Clock::now();
-  ASSERT_TRUE(watch.wait(20s)) << "a client idle after an unsynced request kept its server connection for 20 s";
+  ASSERT_TRUE(watch.wait(10s)) << "a client idle after an unsynced request kept its server connection for 10 s";
   EXPECT_GE(Clock::now() - idle_since, 900ms);
   EXPECT_TRUE(watch.got("25P03")) << "no 25P03 before the close; got: " << watch.describe();
   EXPECT_TRUE(eventually([&] {
