@@ -484,7 +484,8 @@ class IntegrationPrepared : public ::testing::Test {
                               "SELECT count(*), count(*) FILTER (WHERE name LIKE 'pooler%'), "
                               "count(*) - count(DISTINCT (statement, parameter_types::text)), "
                               "(SELECT count(*) FROM pg_listening_channels()), "
-                              "coalesce(string_agg(name, ',' ORDER BY name), '') FROM pg_prepared_statements");
+                              "coalesce(string_agg(name || ' ' || parameter_types::text || ' ' || quote_literal(left(statement, 60)), "
+                              "', ' ORDER BY name), '') FROM pg_prepared_statements");
       ServerStatements s;
       s.pid = pid;
       s.total = std::stoi(PQgetvalue(r.get(), 0, 0));
@@ -505,7 +506,7 @@ class IntegrationPrepared : public ::testing::Test {
     std::vector<ServerStatements> conns = census(db);
     int total = 0;
     for (const auto& s : conns) {
-      SCOPED_TRACE(fmt::format("server connection pid {}: {} statements: {}", s.pid, s.total, s.names));
+      SCOPED_TRACE(fmt::format("server connection pid {}: {} statements:\n  {}", s.pid, s.total, s.names));
       EXPECT_LE(s.total, kMaxPrepared) << "more statements than max_prepared_statements";
       EXPECT_EQ(s.pooler_named, s.total) << "statements not named by the pooler (client names reached the server)";
       EXPECT_EQ(s.duplicates, 0) << "identical statements prepared twice on one server connection";
