@@ -5,7 +5,9 @@
 # Environment: BENCH_SECONDS (15) per pgbench run, BENCH_WARMUP (2) seconds of warm-up per target,
 # BENCH_SCALE (10) for pgbench -i -s, BENCH_POOL_SIZE (20), POOLER_BIN (build/release/pooler),
 # BENCH_KEEP=1 keeps the scratch directory with configs and logs, BENCH_QUIET_LOAD=0.5 first waits (up to
-# 10 minutes) for the 1-minute load average to fall below that, for a shared machine.
+# 10 minutes) for the 1-minute load average to fall below that, for a shared machine, BENCH_MAX_PREPARED (100)
+# is the pooler's max_prepared_statements (0 = off) for every row; the "-M prepared" row needs it, as
+# PgBouncer 1.18 has no such feature: its failures are counted in the table, not treated as fatal.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -14,25 +16,28 @@ BENCH_SECONDS=${BENCH_SECONDS:-15}
 BENCH_WARMUP=${BENCH_WARMUP:-2}
 BENCH_SCALE=${BENCH_SCALE:-10}
 BENCH_POOL_SIZE=${BENCH_POOL_SIZE:-20}
+BENCH_MAX_PREPARED=${BENCH_MAX_PREPARED:-100}
 PGBENCH=${PGBENCH:-$PG_BIN/pgbench}
 RESULTS=$BENCH_ROOT/bench/results/latest.md
 CLK_TCK=$(getconf CLK_TCK)
 
 TARGETS=(direct pooler pgbouncer)
-SCENARIOS=(sel_simple sel_ext tpcb sel_connect)
+SCENARIOS=(sel_simple sel_ext sel_prep tpcb sel_connect)
 declare -A SCEN_NAME=(
   [sel_simple]="select-only simple -c 50"
   [sel_ext]="select-only extended -c 50"
+  [sel_prep]="select-only prepared -c 50"
   [tpcb]="TPC-B-like -c 20"
   [sel_connect]="select-only -C -c 20"
 )
 declare -A SCEN_ARGS=(
   [sel_simple]="-S -M simple -c 50 -j 2"
   [sel_ext]="-S -M extended -c 50 -j 2"
+  [sel_prep]="-S -M prepared -c 50 -j 2"
   [tpcb]="-c 20 -j 2"
   [sel_connect]="-S -C -c 20 -j 2"
 )
-declare -A TPS LAT FAILED PROCESSED PROBLEM CPU_US
+declare -A TPS LAT FAILED PROCESSED PROBLEM CPU_US ABORTED ERRORS CLIENTS
 
 target_port() {
   case $1 in
@@ -75,9 +80,10 @@ run_pgbench() {
     -T "$secs" "$@" "$BENCH_DB" >"$BENCH_DIR/last.out" 2>"$BENCH_DIR/last.err"
 }
 
-# measure SCENARIO TARGET: one timed run; fills TPS, LAT, FAILED, PROCESSED, PROBLEM and CPU_US.
+# measure SCENARIO TARGET: one timed run; fills TPS, LAT, FAILED, PROCESSED, ABORTED, ERRORS, CLIENTS, PROBLEM
+# and CPU_US.
 measure() {
-  local scen=$1 target=$2 key="$1,$2" pid rc=0 t0=0 t1=0 out tps lat failed processed err
+  local scen=$1 target=$2 key="$1,$2" pid rc=0 t0=0 t1=0 out tps lat failed processed err aborted errors clients
   pid=$(target_pid "$target")
   if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
     PROBLEM[$key]="$target is not running"
@@ -96,10 +102,17 @@ measure() {
   lat=$(awk '/^latency average = / {print $4; exit}' "$out")
   failed=$(awk '/^number of failed transactions: / {print $5; exit}' "$out")
   processed=$(awk '/^number of transactions actually processed: / {split($6, a, "/"); print a[1]; exit}' "$out")
+  # Errors pgbench only logs (a failed Parse in -M prepared) and clients it gave up on ("aborted in command").
+  aborted=$(grep -c 'aborted in command' "$BENCH_DIR/last.err" || true)
+  errors=$(grep -c 'ERROR' "$BENCH_DIR/last.err" || true)
+  clients=$(awk '/^number of clients: / {print $4; exit}' "$out")
   TPS[$key]=${tps:-}
   LAT[$key]=${lat:-}
   FAILED[$key]=${failed:-}
   PROCESSED[$key]=${processed:-}
+  ABORTED[$key]=$aborted
+  ERRORS[$key]=$errors
+  CLIENTS[$key]=${clients:-?}
 
   local problems=()
   if [ "$rc" != 0 ]; then problems+=("pgbench exit $rc"); fi
@@ -109,11 +122,18 @@ measure() {
   elif [ "$failed" != 0 ]; then
     problems+=("$failed failed transactions")
   fi
+  if [ "$aborted" != 0 ]; then
+    problems+=("$aborted of ${clients:-?} clients aborted (after ${processed:-?} transactions)")
+    # pgbench's tps then covers only the time before the clients gave up: not comparable, so not shown.
+    TPS[$key]=""
+    LAT[$key]=""
+  fi
+  if [ "$errors" != 0 ]; then problems+=("$errors ERROR lines from pgbench"); fi
   if [ "${#problems[@]}" -gt 0 ]; then
     err=$(grep -m1 -iE 'error|abort|fatal' "$BENCH_DIR/last.err" || head -n 1 "$BENCH_DIR/last.err" || true)
     PROBLEM[$key]="$(IFS=';'; echo "${problems[*]}")${err:+: ${err:0:200}}"
   fi
-  if [ -n "$pid" ] && [ "$t1" != 0 ] && [ -n "${processed:-}" ] && [ "$processed" -gt 0 ]; then
+  if [ -n "$pid" ] && [ "$t1" != 0 ] && [ -n "${processed:-}" ] && [ "$processed" -gt 0 ] && [ "$aborted" = 0 ]; then
     CPU_US[$key]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$processed" 'BEGIN {printf "%.1f", d / hz * 1e6 / n}')
   fi
 }
@@ -147,13 +167,23 @@ report() {
     for t in "${TARGETS[@]}"; do
       key="$scen,$t"
       if [ -n "${PROBLEM[$key]:-}" ]; then
-        if [ -n "${FAILED[$key]:-}" ] && [ "${FAILED[$key]}" != 0 ]; then cells+="|FAILED ${FAILED[$key]}|"; else cells+="|ERROR|"; fi
+        if [ "${ABORTED[$key]:-0}" != 0 ]; then
+          cells+="|ABORTED ${ABORTED[$key]}/${CLIENTS[$key]} clients after ${PROCESSED[$key]:-?} txns|"
+        elif [ -n "${FAILED[$key]:-}" ] && [ "${FAILED[$key]}" != 0 ]; then
+          cells+="|FAILED ${FAILED[$key]}|"
+        elif [ "${ERRORS[$key]:-0}" != 0 ]; then
+          cells+="|${ERRORS[$key]} errors|"
+        else
+          cells+="|ERROR|"
+        fi
         details+="WARNING: ${SCEN_NAME[$scen]} via $t: ${PROBLEM[$key]}"$'\n'
       else
         cells+="|ok|"
       fi
     done
-    if [[ $cells == *FAILED* || $cells == *ERROR* ]]; then rows+=$'\n'"WARNING ${SCEN_NAME[$scen]}$cells||"; fi
+    if [[ $cells == *FAILED* || $cells == *ERROR* || $cells == *ABORTED* || $cells == *errors* ]]; then
+      rows+=$'\n'"WARNING ${SCEN_NAME[$scen]}$cells||"
+    fi
   done
   cpu_rows="scenario|pooler CPU us/txn|pgbouncer CPU us/txn"
   for scen in "${SCENARIOS[@]}"; do
@@ -166,7 +196,8 @@ report() {
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'); pooler binary ${POOLER_BIN#"$BENCH_ROOT"/} (built $(date -u -r "$POOLER_BIN" '+%Y-%m-%d %H:%M UTC'), repo at $(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')),"
     echo "$(/usr/sbin/pgbouncer --version 2>/dev/null | head -n 1), PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'),"
     echo "$(nproc) CPU(s): $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)."
-    echo "pgbench -T $BENCH_SECONDS -s $BENCH_SCALE, md5 auth for all targets, transaction mode, pool size $BENCH_POOL_SIZE in both poolers."
+    echo "pgbench -T $BENCH_SECONDS -s $BENCH_SCALE, md5 auth for all targets, transaction mode, pool size $BENCH_POOL_SIZE in both poolers,"
+    echo "pooler max_prepared_statements = $BENCH_MAX_PREPARED (PgBouncer 1.18 has no prepared-statement support in transaction mode)."
     echo "Load average before the run: $LOAD_BEFORE (anything else running shares the cores)."
     echo "TPS and average latency as pgbench reports them; ratios are of TPS."
     echo
@@ -181,6 +212,23 @@ report() {
   cat "$RESULTS"
   echo
   echo "(written to ${RESULTS#"$BENCH_ROOT"/})"
+}
+
+# Restarts the pooler with max_prepared_statements = BENCH_MAX_PREPARED in its database (lib.sh's config
+# has none), on the same port, so that -M prepared works through it in transaction mode.
+enable_prepared_statements() {
+  [ "$BENCH_MAX_PREPARED" -gt 0 ] || return 0
+  bench_stop_pid "$POOLER_PID"
+  POOLER_PID=
+  sed -i "/^\[databases\.$BENCH_DB\]\$/a max_prepared_statements = $BENCH_MAX_PREPARED" "$BENCH_DIR/pooler.toml"
+  grep -q "^max_prepared_statements = $BENCH_MAX_PREPARED\$" "$BENCH_DIR/pooler.toml" ||
+    bench_die "could not set max_prepared_statements in $BENCH_DIR/pooler.toml"
+  "$POOLER_BIN" -c "$BENCH_DIR/pooler.toml" >>"$BENCH_DIR/pooler.log" 2>&1 &
+  POOLER_PID=$!
+  if ! bench_wait_port "$POOLER_PORT" "$POOLER_PID" pooler; then
+    tail -n 30 "$BENCH_DIR/pooler.log" >&2
+    exit 1
+  fi
 }
 
 # Waits up to 10 minutes for the 1-minute load average to drop below BENCH_QUIET_LOAD (if set).
@@ -213,6 +261,7 @@ main() {
     "$BENCH_DB" >"$BENCH_DIR/init.log" 2>&1 || { cat "$BENCH_DIR/init.log" >&2; bench_die "pgbench -i failed"; }
   pg_cluster_psql "VACUUM ANALYZE" "$BENCH_DB" >/dev/null
   bench_start_pooler "$BENCH_POOL_SIZE"
+  enable_prepared_statements
   bench_start_pgbouncer "$BENCH_POOL_SIZE"
   echo "bench: PostgreSQL :$PG_PORT, pooler :$POOLER_PORT (pid $POOLER_PID), pgbouncer :$PGBOUNCER_PORT (pid $PGBOUNCER_PID)" >&2
 
