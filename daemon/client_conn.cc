@@ -988,6 +988,13 @@ void ClientConn::after_login_server(ServerConn* s) {
 
 void ClientConn::relay_to_server(std::string_view data) {
   if (idle_tx_armed_) stop_idle_tx_timer();
+  if (stalled_ || (server_ != nullptr && server_->cancel_in_flight())) {
+    // A cancel (query_timeout) is still on its way to the server: a request sent now could be the one it
+    // hits; or the relay waits for the server's answers (stalled_). Held until resume_relay().
+    in_.append(data);
+    sock_.set_reading(false);
+    return;
+  }
   if (interpret_) {
     relay_interpreting(data);
     return;
@@ -1061,7 +1068,8 @@ void ClientConn::on_server_ready(char tx_status) {
   // Between transactions: the end of the last outstanding request, between messages, outside a transaction.
   // (A message the client is half-way through sending has not reached the server: it waits for the next
   // checkout.)
-  bool quiet = s->outstanding() == 0 && !unsynced_ && scanner_.at_boundary() && !s->in_copy() && s->owed().empty();
+  bool quiet = s->outstanding() == 0 && !unsynced_ && scanner_.at_boundary() && !s->in_copy() && s->owed().empty() &&
+               !s->cancel_in_flight();
   if (tx_status != 'I') {
     // Idle inside a transaction: the client holds the server connection until it goes on.
     if (quiet && !assembling_) arm_idle_tx_timer();
@@ -1143,6 +1151,18 @@ void ClientConn::capture_params(const ServerConn& s) {
   }
 }
 
+void ClientConn::resume_relay() {
+  stalled_ = false;
+  if (state_ != State::kLinked || server_ == nullptr) return;
+  sock_.set_reading(true);
+  if (!in_.empty()) {
+    std::string held;
+    held.swap(in_);
+    relay_to_server(held);
+  }
+  if (state_ == State::kLinked && server_ != nullptr) on_server_ready(server_->tx_status());
+}
+
 void ClientConn::on_server_lost(const std::string& reason) {
   server_ = nullptr;
   if (state_ == State::kClosed) return;
@@ -1156,7 +1176,13 @@ void ClientConn::relay_interpreting(std::string_view data) {
     if (assembling_) {
       if (!assemble(data)) break;  // needs more bytes (data is used up), or the client was closed
       assembling_ = false;
-      handle_message(msg_);
+      if (!handle_message(msg_)) {
+        // Stalled: the message and everything after it wait in in_.
+        in_.assign(msg_);
+        in_.append(data);
+        msg_.clear();
+        break;
+      }
       if (msg_.capacity() > kKeepMessageBuffer) {
         std::string().swap(msg_);
       } else {
@@ -1184,8 +1210,17 @@ void ClientConn::relay_interpreting(std::string_view data) {
       continue;
     }
     std::string_view whole = data.substr(0, (*frame)->size);
+    if (!handle_message(whole)) {
+      in_.assign(data);
+      break;
+    }
     data.remove_prefix(whole.size());
-    handle_message(whole);
+  }
+  if (stalled_ && state_ == State::kLinked && server_ != nullptr) {
+    // Until the server has answered everything sent so far; a Flush makes it send what it holds back.
+    out_.append("H\0\0\0\4", 5);
+    sock_.set_reading(false);
+    server_->notify_when_settled(this);
   }
   if (state_ == State::kClosed) return;
   flush_out();
@@ -1198,6 +1233,8 @@ void ClientConn::relay_interpreting(std::string_view data) {
     sock_.set_reading(false);
     server_->notify_drained_to(this);
   }
+  // Extended-protocol messages without their Sync hold the server connection as an open transaction does.
+  if (unsynced_ && state_ == State::kLinked && server_ != nullptr) arm_idle_tx_timer();
 }
 
 bool ClientConn::assemble(std::string_view& data) {
@@ -1222,20 +1259,20 @@ bool ClientConn::assemble(std::string_view& data) {
   return msg_.size() == need;
 }
 
-void ClientConn::handle_message(std::string_view msg) {
+bool ClientConn::handle_message(std::string_view msg) {
   char type = msg[0];
   std::string_view body = msg.substr(protocol::kFrameHeaderSize);
   ServerConn& s = *server_;
-  if (skip_to_sync_ && type != 'X') return;  // as the server would after an error: skipped
+  if (skip_to_sync_ && type != 'X') return true;  // as the server would after an error: skipped
   switch (type) {
     case 'X':
       flush_out();
       terminated_ = true;
       close();
-      return;
+      return true;
     case 'Q':
       handle_query(msg, body);
-      return;
+      return true;
     case 'P': {
       std::string_view rest = body;
       auto name = take_cstring(rest);
@@ -1243,7 +1280,7 @@ void ClientConn::handle_message(std::string_view msg) {
       if (sql && classify_query(*sql).kind == QueryCommand::Kind::kListen) {
         unsynced_ = true;
         refuse_listen(/*extended=*/true);
-        return;
+        return true;
       }
       break;
     }
@@ -1251,10 +1288,7 @@ void ClientConn::handle_message(std::string_view msg) {
       break;
   }
   unsynced_ = true;
-  if (prepared_) {
-    handle_statement_message(type, msg, body);
-    return;
-  }
+  if (prepared_) return handle_statement_message(type, msg, body);
   forward(msg);
   switch (type) {
     case 'P':
@@ -1270,6 +1304,7 @@ void ClientConn::handle_message(std::string_view msg) {
       s.owed().push(OwedAnswers::Kind::kClose, s.statements());
       break;
   }
+  return true;
 }
 
 void ClientConn::handle_query(std::string_view msg, std::string_view sql) {
@@ -1337,10 +1372,15 @@ void ClientConn::refuse_listen(bool extended) {
   if (extended) skip_to_sync_ = true;
 }
 
-void ClientConn::handle_statement_message(char type, std::string_view msg, std::string_view body) {
+bool ClientConn::handle_statement_message(char type, std::string_view msg, std::string_view body) {
   ServerConn& s = *server_;
   OwedAnswers& owed = s.owed();
   ServerStatements& cache = s.statements();
+  // Names whose Parse failed (or was skipped after an error) are free again, as on the server.
+  for (auto& [name, st] : owed.take_failed_names()) {
+    auto it = statements_.find(name);
+    if (it != statements_.end() && it->second == st) statements_.erase(it);
+  }
   auto lookup = [this](std::string_view name) -> StatementRef {
     if (name.empty()) return nullptr;
     auto it = statements_.find(std::string(name));
@@ -1366,20 +1406,30 @@ void ClientConn::handle_statement_message(char type, std::string_view msg, std::
             fake_statement_tag_ = "DEALLOCATE";
           }
           owed.push_made_up(std::string(kParseComplete), /*ready=*/false, cache);
-          return;
+          return true;
         }
         break;  // the unnamed statement: as sent
       }
-      StatementRef st = pool_->statements().intern(rest);
-      statements_.insert_or_assign(std::string(*name), st);
-      if (cache.contains(st.get())) {
-        cache.touch(st.get());
-        pool_->metrics().statements_reused.Increment();
-        owed.push_made_up(std::string(kParseComplete), /*ready=*/false, cache);
-      } else {
-        prepare_on_server(st, /*hidden=*/false);
+      if (statements_.contains(std::string(*name)) && owed.size() != 0) {
+        // Whether the name is taken depends on answers still to come (its Parse may fail): decided once
+        // they are in.
+        stalled_ = true;
+        return false;
       }
-      return;
+      if (statements_.contains(std::string(*name))) {
+        // As PostgreSQL: the first statement stays, and the server skips to the Sync.
+        std::string err;
+        protocol::write_error_response(
+            err, protocol::ErrorFields{protocol::Severity::kError, "42P05",
+                                       fmt::format("prepared statement \"{}\" already exists", *name), {}, {}});
+        owed.push_made_up(std::move(err), /*ready=*/false, cache);
+        skip_to_sync_ = true;
+        return true;
+      }
+      StatementRef st = pool_->statements().intern(rest);
+      statements_.emplace(std::string(*name), st);
+      use_statement(st, *name, /*client_parse=*/true);
+      return true;
     }
     case 'B': {
       auto portal = take_cstring(rest);
@@ -1390,32 +1440,28 @@ void ClientConn::handle_statement_message(char type, std::string_view msg, std::
       if (name->empty() && !fake_statement_tag_.empty()) {
         if (portal->empty()) fake_portal_tag_ = fake_statement_tag_;
         owed.push_made_up(std::string("2\0\0\0\4", 5), /*ready=*/false, cache);
-        return;
+        return true;
       }
       StatementRef st = lookup(*name);
       if (st == nullptr) break;
-      if (cache.contains(st.get())) {
-        cache.touch(st.get());
-      } else {
-        prepare_on_server(st, /*hidden=*/true);
-      }
+      use_statement(st, {}, /*client_parse=*/false);
       std::size_t start = protocol::begin_message(out_, 'B');
       protocol::append_cstring(out_, *portal);
       protocol::append_cstring(out_, st->server_name);
       out_.append(rest);
       protocol::finish_message(out_, start);
       owed.push(OwedAnswers::Kind::kBind, cache);
-      return;
+      return true;
     }
     case 'E': {
       auto portal = take_cstring(rest);
       if (portal && portal->empty() && !fake_portal_tag_.empty()) {
         owed.push_made_up(command_complete(fake_portal_tag_), /*ready=*/false, cache);
-        return;
+        return true;
       }
       forward(msg);
       owed.push(OwedAnswers::Kind::kExecute, cache);
-      return;
+      return true;
     }
     case 'D':
     case 'C': {
@@ -1437,7 +1483,7 @@ void ClientConn::handle_statement_message(char type, std::string_view msg, std::
           answer.append("n\0\0\0\4", 5);
         }
         owed.push_made_up(std::move(answer), /*ready=*/false, cache);
-        return;
+        return true;
       }
       if (what != 'S') break;  // a named portal
       StatementRef st = name ? lookup(*name) : nullptr;
@@ -1446,19 +1492,15 @@ void ClientConn::handle_statement_message(char type, std::string_view msg, std::
         // The client lets go of its name; the server keeps the statement for whoever uses it next.
         statements_.erase(std::string(*name));
         owed.push_made_up(std::string(kCloseComplete), /*ready=*/false, cache);
-        return;
+        return true;
       }
-      if (cache.contains(st.get())) {
-        cache.touch(st.get());
-      } else {
-        prepare_on_server(st, /*hidden=*/true);
-      }
+      use_statement(st, {}, /*client_parse=*/false);
       std::size_t start = protocol::begin_message(out_, 'D');
       out_ += 'S';
       protocol::append_cstring(out_, st->server_name);
       protocol::finish_message(out_, start);
       owed.push(OwedAnswers::Kind::kDescribe, cache);
-      return;
+      return true;
     }
     default:
       break;
@@ -1470,23 +1512,54 @@ void ClientConn::handle_statement_message(char type, std::string_view msg, std::
                                                   OwedAnswers::Kind::kExecute};
   std::size_t i = type == 'P' ? 0 : type == 'B' ? 1 : type == 'D' ? 2 : type == 'C' ? 3 : 4;
   owed.push(kAnswer[i], cache);
+  return true;
 }
 
-void ClientConn::prepare_on_server(const StatementRef& st, bool hidden) {
+void ClientConn::use_statement(const StatementRef& st, std::string_view client_name, bool client_parse) {
   ServerConn& s = *server_;
-  if (StatementRef victim = s.statements().add(st)) {
+  OwedAnswers& owed = s.owed();
+  ServerStatements& cache = s.statements();
+  auto write_close = [this](const Statement& victim) {
     std::size_t start = protocol::begin_message(out_, 'C');
     out_ += 'S';
-    protocol::append_cstring(out_, victim->server_name);
+    protocol::append_cstring(out_, victim.server_name);
     protocol::finish_message(out_, start);
-    s.owed().push(OwedAnswers::Kind::kHiddenClose, s.statements(), std::move(victim));
-    pool_->metrics().statements_evicted.Increment();
+  };
+  const std::uint64_t parse = cache.next_parse();
+  switch (cache.state(st.get(), owed.group())) {
+    case ServerStatements::State::kReady: {
+      cache.touch(st.get());
+      if (!client_parse) return;
+      pool_->metrics().statements_reused.Increment();
+      OwedAnswers::Entry e = OwedAnswers::Entry::of(OwedAnswers::Kind::kMadeUp, st);
+      e.bytes = kParseComplete;
+      e.client_name = client_name;
+      owed.push(std::move(e), cache);
+      return;
+    }
+    case ServerStatements::State::kStale:
+      // It may or may not exist there: closing a statement that does not exist is no error, so Close then
+      // Parse is right either way.
+      write_close(*st);
+      owed.push(OwedAnswers::Kind::kHiddenClose, cache, st);
+      cache.reparse(st.get(), parse, owed.group());
+      break;
+    case ServerStatements::State::kAbsent:
+      if (StatementRef victim = cache.add(st, parse, owed.group())) {
+        write_close(*victim);
+        owed.push(OwedAnswers::Kind::kHiddenClose, cache, std::move(victim));
+        pool_->metrics().statements_evicted.Increment();
+      }
+      break;
   }
   std::size_t start = protocol::begin_message(out_, 'P');
   protocol::append_cstring(out_, st->server_name);
   out_.append(st->parse_tail);
   protocol::finish_message(out_, start);
-  s.owed().push(hidden ? OwedAnswers::Kind::kHiddenParse : OwedAnswers::Kind::kParse, s.statements(), st);
+  OwedAnswers::Entry e =
+      OwedAnswers::Entry::of(client_parse ? OwedAnswers::Kind::kParse : OwedAnswers::Kind::kHiddenParse, st, parse);
+  e.client_name = client_name;
+  owed.push(std::move(e), cache);
   pool_->metrics().statements_prepared.Increment();
 }
 
@@ -1548,7 +1621,10 @@ void ClientConn::stop_idle_tx_timer() {
 
 void ClientConn::on_idle_tx_timeout() {
   idle_tx_armed_ = false;
-  if (state_ != State::kLinked || server_ == nullptr || server_->tx_status() == 'I' || server_->outstanding() != 0) {
+  if (state_ != State::kLinked || server_ == nullptr || (server_->tx_status() == 'I' && !unsynced_)) return;
+  if (server_->outstanding() != 0 || !server_->owed().empty() || server_->cancel_in_flight()) {
+    // The server is still working for this client: not idle. Look again later.
+    arm_idle_tx_timer();
     return;
   }
   spdlog::warn("event=idle_transaction_timeout client={} peer={} user={} database={} server_pid={}", id_, peer_,

@@ -73,6 +73,9 @@ class ClientConn final : public SocketOwner {
   std::size_t deliver(std::string_view bytes);
   // The linked server sent ReadyForQuery (after its bytes were delivered).
   void on_server_ready(char tx_status);
+  // A cancel the linked server connection sent (query_timeout) has been delivered, or the answers the relay
+  // waited for are in: held bytes go on.
+  void resume_relay();
   // The linked server connection broke; the client is told and closed.
   void on_server_lost(const std::string& reason);
 
@@ -122,12 +125,16 @@ class ClientConn final : public SocketOwner {
   void relay_interpreting(std::string_view data);
   // Moves bytes of the message being assembled from `data` into msg_; true once msg_ holds all of it.
   bool assemble(std::string_view& data);
-  void handle_message(std::string_view msg);
+  // False when the relay must wait for the server's answers first (stalled_): nothing of `msg` is used.
+  bool handle_message(std::string_view msg);
   void handle_query(std::string_view msg, std::string_view sql);
   // Answers a LISTEN with 0A000; in the extended protocol the client's messages up to its Sync are skipped.
   void refuse_listen(bool extended);
-  void handle_statement_message(char type, std::string_view msg, std::string_view body);
-  void prepare_on_server(const StatementRef& st, bool hidden);
+  bool handle_statement_message(char type, std::string_view msg, std::string_view body);
+  // Makes `st` usable on the server by what goes into out_ next: prepared there first when absent (the
+  // Parse hidden from the client unless it is the client's own), closed and prepared again when stale; for
+  // the client's own Parse of a statement that is ready, the ParseComplete is made up.
+  void use_statement(const StatementRef& st, std::string_view client_name, bool client_parse);
   void forward(std::string_view bytes, int requests = 0);
   void flush_out();
   void refresh_search_path_then_release();
@@ -172,7 +179,8 @@ class ClientConn final : public SocketOwner {
   bool prepared_ = false;            // and named statements are mapped to the pool's (max_prepared_statements)
   bool assembling_ = false;          // msg_ holds the first bytes of a message still arriving
   bool search_path_changed_ = false;
-  bool skip_to_sync_ = false;        // the pooler answered an extended-protocol message with an error  // a SET search_path ran: read it back before releasing the server
+  bool skip_to_sync_ = false;
+  bool stalled_ = false;             // client bytes wait in in_ until the server has answered all sent        // the pooler answered an extended-protocol message with an error  // a SET search_path ran: read it back before releasing the server
   std::string msg_;                  // a message being assembled
   std::string out_;                  // bytes for the server, sent once per read
   int out_requests_ = 0;             // requests (Query, Sync, FunctionCall) in out_

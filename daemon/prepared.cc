@@ -37,38 +37,62 @@ void StatementRegistry::sweep() {
 
 // ---- ServerStatements ----
 
+ServerStatements::State ServerStatements::state(const Statement* s, std::uint64_t group) const {
+  auto it = index_.find(s);
+  if (it == index_.end()) return State::kAbsent;
+  const Slot& slot = *it->second;
+  if (slot.uncertain || (slot.parse != 0 && slot.group != group)) return State::kStale;
+  return State::kReady;
+}
+
 void ServerStatements::touch(const Statement* s) {
   auto it = index_.find(s);
   if (it != index_.end()) lru_.splice(lru_.begin(), lru_, it->second);
 }
 
-StatementRef ServerStatements::add(StatementRef s) {
+StatementRef ServerStatements::add(StatementRef s, std::uint64_t parse, std::uint64_t group) {
   const Statement* key = s.get();
-  lru_.push_front(std::move(s));
+  lru_.push_front(Slot{std::move(s), parse, group, false});
   index_[key] = lru_.begin();
   if (index_.size() <= std::max<std::size_t>(capacity_, 1)) return nullptr;
-  StatementRef victim = std::move(lru_.back());
+  StatementRef victim = std::move(lru_.back().stmt);
   lru_.pop_back();
   index_.erase(victim.get());
   return victim;
 }
 
+void ServerStatements::reparse(const Statement* s, std::uint64_t parse, std::uint64_t group) {
+  auto it = index_.find(s);
+  if (it == index_.end()) return;
+  it->second->parse = parse;
+  it->second->group = group;
+  it->second->uncertain = false;
+  lru_.splice(lru_.begin(), lru_, it->second);
+}
+
+void ServerStatements::confirm(const Statement* s, std::uint64_t parse) {
+  auto it = index_.find(s);
+  if (it != index_.end() && it->second->parse == parse) it->second->parse = 0;
+}
+
+void ServerStatements::parse_undone(const Statement* s, std::uint64_t parse) {
+  auto it = index_.find(s);
+  if (it == index_.end() || it->second->parse != parse) return;
+  it->second->parse = 0;
+  it->second->uncertain = true;
+}
+
 void ServerStatements::restore(StatementRef s) {
   if (s == nullptr || contains(s.get())) return;
   const Statement* key = s.get();
-  lru_.push_back(std::move(s));
+  lru_.push_back(Slot{std::move(s), 0, 0, true});
   index_[key] = std::prev(lru_.end());
 }
 
-void ServerStatements::erase(const Statement* s) {
-  auto it = index_.find(s);
-  if (it == index_.end()) return;
-  lru_.erase(it->second);
-  index_.erase(it);
-}
-
 std::vector<StatementRef> ServerStatements::take_all() {
-  std::vector<StatementRef> all(std::make_move_iterator(lru_.begin()), std::make_move_iterator(lru_.end()));
+  std::vector<StatementRef> all;
+  all.reserve(lru_.size());
+  for (Slot& slot : lru_) all.push_back(std::move(slot.stmt));
   lru_.clear();
   index_.clear();
   return all;
@@ -85,6 +109,7 @@ void OwedAnswers::push(Entry e, ServerStatements& cache) {
     }
     skipping_ = false;
   }
+  if (e.kind == Kind::kSync) ++syncs_;
   owed_.push_back(std::move(e));
 }
 
@@ -115,6 +140,7 @@ bool OwedAnswers::on_message(char type, ServerStatements& cache) {
       return made_up_due();
     case '1':
       done = head.kind == Kind::kParse || head.kind == Kind::kHiddenParse;
+      if (done && head.stmt != nullptr) cache.confirm(head.stmt.get(), head.parse);
       break;
     case '2':
       done = head.kind == Kind::kBind;
@@ -163,13 +189,19 @@ bool OwedAnswers::take_made_up(std::string& out, char tx_status) {
 void OwedAnswers::reset() {
   owed_.clear();
   skipping_ = false;
+  failed_names_.clear();
 }
 
 void OwedAnswers::undo(Entry& e, ServerStatements& cache) {
   switch (e.kind) {
     case Kind::kParse:
     case Kind::kHiddenParse:
-      if (e.stmt != nullptr) cache.erase(e.stmt.get());
+      if (e.stmt != nullptr) cache.parse_undone(e.stmt.get(), e.parse);
+      if (!e.client_name.empty()) failed_names_.emplace_back(std::move(e.client_name), e.stmt);
+      break;
+    case Kind::kMadeUp:
+      // A ParseComplete made up for a client's Parse that the server would have skipped: no such name.
+      if (!e.client_name.empty()) failed_names_.emplace_back(std::move(e.client_name), e.stmt);
       break;
     case Kind::kHiddenClose:
       cache.restore(e.stmt);

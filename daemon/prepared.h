@@ -45,30 +45,56 @@ class StatementRegistry {
   std::size_t inserts_since_sweep_ = 0;
 };
 
-// The statements one server connection has prepared (or has been sent a Parse for), least recently used last.
+// The statements one server connection has prepared, or has been sent a Parse for, least recently used last.
+// A statement's Parse is pending until its ParseComplete; one whose Parse was skipped or failed, or whose
+// Close was skipped, is uncertain (it may or may not exist on the server).
 class ServerStatements {
  public:
+  // kReady: usable by the message being sent (prepared, or its Parse went out earlier in the same Sync
+  // group, so if that Parse fails the server skips this message too). kStale: to be closed and prepared
+  // again before use (uncertain, or its Parse is still unanswered from an earlier Sync group, where a
+  // failure would not stop this message). kAbsent: not there.
+  enum class State { kAbsent, kReady, kStale };
+
   explicit ServerStatements(std::size_t capacity = 0) : capacity_(capacity) {}
 
   void set_capacity(std::size_t n) { capacity_ = n; }
   [[nodiscard]] std::size_t capacity() const { return capacity_; }
   [[nodiscard]] std::size_t size() const { return index_.size(); }
   [[nodiscard]] bool contains(const Statement* s) const { return index_.contains(s); }
+  // As seen by a message in Sync group `group` (OwedAnswers::group()).
+  [[nodiscard]] State state(const Statement* s, std::uint64_t group) const;
+  // A number for the next Parse sent, to match its answer (and its undoing) to it.
+  [[nodiscard]] std::uint64_t next_parse() { return ++parses_; }
+
   // Marks `s` (present) as the most recently used.
   void touch(const Statement* s);
-  // Adds `s` (absent) as the most recently used. When that leaves more than capacity (at least 1) entries,
-  // removes and returns the least recently used one, which the caller must Close on the server first.
-  [[nodiscard]] StatementRef add(StatementRef s);
-  // Puts back a statement whose Close the server skipped, as the least recently used.
+  // Adds `s` (absent), Parse `parse` pending in `group`, as the most recently used. When that leaves more
+  // than capacity (at least 1) entries, removes and returns the least recently used one, which the caller
+  // must Close on the server first.
+  [[nodiscard]] StatementRef add(StatementRef s, std::uint64_t parse = 0, std::uint64_t group = 0);
+  // A stale `s` prepared again: Parse `parse` pending in `group`; most recently used.
+  void reparse(const Statement* s, std::uint64_t parse, std::uint64_t group);
+  // ParseComplete for Parse `parse` of `s`: prepared (unless a later Parse of it is pending).
+  void confirm(const Statement* s, std::uint64_t parse);
+  // Parse `parse` of `s` failed or was skipped: uncertain, unless a later Parse of it went out since.
+  void parse_undone(const Statement* s, std::uint64_t parse);
+  // Puts back a statement whose Close the server skipped (uncertain, least recently used).
   void restore(StatementRef s);
-  void erase(const Statement* s);
   // Removes everything, returning what was there (for restore() if the server skips the DISCARD).
   [[nodiscard]] std::vector<StatementRef> take_all();
 
  private:
+  struct Slot {
+    StatementRef stmt;
+    std::uint64_t parse = 0;  // pending Parse; 0 when none
+    std::uint64_t group = 0;  // the Sync group it went out in
+    bool uncertain = false;
+  };
   std::size_t capacity_;
-  std::list<StatementRef> lru_;  // front = most recently used
-  std::unordered_map<const Statement*, std::list<StatementRef>::iterator> index_;
+  std::uint64_t parses_ = 0;
+  std::list<Slot> lru_;  // front = most recently used
+  std::unordered_map<const Statement*, std::list<Slot>::iterator> index_;
 };
 
 // What the server connection owes its client, one entry per request message sent (Flush and COPY data get
@@ -89,14 +115,17 @@ class OwedAnswers {
     kMadeUp,       // `bytes` go to the client when this reaches the head (then ReadyForQuery if `ready`)
   };
   struct Entry {
-    static Entry of(Kind k, StatementRef s = nullptr) {
+    static Entry of(Kind k, StatementRef s = nullptr, std::uint64_t parse = 0) {
       Entry e;
       e.kind = k;
       e.stmt = std::move(s);
+      e.parse = parse;
       return e;
     }
     Kind kind = Kind::kSync;
     StatementRef stmt;
+    std::uint64_t parse = 0;            // kParse/kHiddenParse: ServerStatements::next_parse() of this Parse
+    std::string client_name;            // kParse/kMadeUp ParseComplete: the client's name it defines
     std::string bytes;                  // kMadeUp
     bool ready = false;                 // kMadeUp: append ReadyForQuery with the current status
     std::vector<StatementRef> dropped;  // kQuery (DISCARD ALL): statements to restore if it fails
@@ -109,7 +138,15 @@ class OwedAnswers {
   // Records a request just sent (or an answer to make up). While the server is skipping to the next Sync
   // after an error, anything but a Sync is dropped at once, its effect on `cache` undone.
   void push(Entry e, ServerStatements& cache);
-  void push(Kind k, ServerStatements& cache, StatementRef stmt = nullptr) { push(Entry::of(k, std::move(stmt)), cache); }
+  void push(Kind k, ServerStatements& cache, StatementRef stmt = nullptr, std::uint64_t parse = 0) {
+    push(Entry::of(k, std::move(stmt), parse), cache);
+  }
+  // Sync groups queued so far: a statement whose Parse went out in an earlier group cannot be relied on.
+  [[nodiscard]] std::uint64_t group() const { return syncs_; }
+  // Client statement names whose Parse failed or was skipped (so the name is free again), since last asked.
+  [[nodiscard]] std::vector<std::pair<std::string, StatementRef>> take_failed_names() {
+    return std::exchange(failed_names_, {});
+  }
   void push_made_up(std::string bytes, bool ready, ServerStatements& cache);
 
   // True when the next server message of this type answers a request the client never sent.
@@ -130,6 +167,8 @@ class OwedAnswers {
 
   std::deque<Entry> owed_;
   bool skipping_ = false;  // an error arrived and no Sync was queued yet: the server skips what comes
+  std::uint64_t syncs_ = 0;
+  std::vector<std::pair<std::string, StatementRef>> failed_names_;
 };
 
 // Recognised statements of a simple Query, for transaction mode.

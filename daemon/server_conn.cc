@@ -58,6 +58,7 @@ bool split_param_status(std::string_view body, std::string_view& name, std::stri
 
 struct CancelWork {
   uv_work_t req{};
+  std::shared_ptr<ServerConn*> conn;  // nulled when the connection is destroyed first
   PGcancel* cancel = nullptr;
   int pid = 0;
   bool ok = false;
@@ -180,7 +181,10 @@ void ServerConn::observe(char type, std::string_view body) {
 ServerConn::ServerConn(uv_loop_t* loop, ServerConnOwner* owner, std::uint64_t id)
     : created_at(std::chrono::steady_clock::now()), loop_(loop), owner_(owner), id_(id) {}
 
-ServerConn::~ServerConn() { close(); }
+ServerConn::~ServerConn() {
+  if (self_) *self_ = nullptr;
+  close();
+}
 
 const std::string* ServerConn::param(std::string_view name) const {
   for (const auto& [k, v] : params_) {
@@ -333,6 +337,7 @@ void ServerConn::link(ClientConn* client) {
 
 void ServerConn::unlink() {
   client_ = nullptr;
+  settle_waiter_ = nullptr;
   if (request_timer_armed_) {
     uv_timer_stop(request_timer_.get());
     request_timer_armed_ = false;
@@ -465,6 +470,16 @@ void ServerConn::on_request_timeout() {
   arm_request_timer(internal_timeout_);
 }
 
+void ServerConn::on_cancel_done() {
+  if (--cancels_in_flight_ > 0 || state_ == State::kClosed) return;
+  if (state_ == State::kInternal && finish_after_cancel_) {
+    finish_after_cancel_ = false;
+    finish_internal();
+  } else if (state_ == State::kLinked && client_ != nullptr) {
+    client_->resume_relay();
+  }
+}
+
 bool ServerConn::deliver_made_up() {
   if (!owed_.made_up_due()) return false;
   std::string out;
@@ -474,6 +489,11 @@ bool ServerConn::deliver_made_up() {
 }
 
 void ServerConn::finish_internal() {
+  if (cancels_in_flight_ > 0) {
+    // Nobody may use the connection while the cancel can still hit it.
+    finish_after_cancel_ = true;
+    return;
+  }
   // A drain after a departed client: whatever was to be made up for it no longer matters. Anything else
   // left owed means the bookkeeping lost track, and is_clean() keeps the connection from being reused.
   if (owed_.size() == 0) owed_.reset();
@@ -494,6 +514,9 @@ void ServerConn::cancel_running_query() {
     return;
   }
   work->req.data = work;
+  if (!self_) self_ = std::make_shared<ServerConn*>(this);
+  work->conn = self_;
+  ++cancels_in_flight_;
   // PQcancel opens a new connection and blocks, so it runs on the thread pool; it owns its PGcancel.
   int rc = uv_queue_work(
       loop_, &work->req,
@@ -505,9 +528,11 @@ void ServerConn::cancel_running_query() {
         auto* w = static_cast<CancelWork*>(req->data);
         if (!w->ok) spdlog::warn("event=cancel_failed server_pid={} error={}", w->pid, log_value(w->err.data()));
         PQfreeCancel(w->cancel);
+        if (ServerConn* s = *w->conn) s->on_cancel_done();
         delete w;
       });
   if (rc != 0) {
+    --cancels_in_flight_;
     PQfreeCancel(work->cancel);
     delete work;
   }
@@ -592,6 +617,11 @@ void ServerConn::process(std::string_view data) {
       }
       bool made_up_ready = deliver_made_up();
       if (state_ != State::kLinked || client_ != client) continue;
+      if (settle_waiter_ == client && owed_.size() == 0) {
+        settle_waiter_ = nullptr;
+        client->resume_relay();
+        if (state_ != State::kLinked || client_ != client) continue;
+      }
       if (h.rfq_seen) {
         // The next request (if any) starts its query_timeout now.
         cancel_sent_ = false;

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -104,6 +105,8 @@ class ServerConn final : public SocketOwner {
   // Unsent bytes towards the server; with notify_drained_to the client hears when they are gone.
   [[nodiscard]] std::size_t backlog() const { return sock_.pending(); }
   void notify_drained_to(ClientConn* c) { drain_waiter_ = c; }
+  // The linked client hears (resume_relay) once nothing is owed to it any more.
+  void notify_when_settled(ClientConn* c) { settle_waiter_ = c; }
   [[nodiscard]] const std::string& host_label() const { return host_label_; }
   [[nodiscard]] ClientConn* client() const { return client_; }
   // The server said it is shutting down or restarting (FATAL 57P01/57P02/57P03): its siblings are suspect.
@@ -142,6 +145,9 @@ class ServerConn final : public SocketOwner {
 
   // Forwards a cancel for whatever this connection is running (asynchronously, on the libuv thread pool).
   void cancel_running_query();
+  // A cancel is on its way: PostgreSQL may still signal the backend, so nothing new may run here until it
+  // is done (the drain waits; the linked client holds its next request).
+  [[nodiscard]] bool cancel_in_flight() const { return cancels_in_flight_ > 0; }
 
   // Closes the connection (sending Terminate when the stream is clean). Idempotent.
   void close();
@@ -210,6 +216,7 @@ class ServerConn final : public SocketOwner {
   std::vector<std::pair<std::string, std::string>> params_;  // the server's current ParameterStatus values
   std::vector<std::pair<std::string, std::string>> applied_;
   ClientConn* drain_waiter_ = nullptr;
+  ClientConn* settle_waiter_ = nullptr;
   std::string host_label_;
   InternalDone internal_done_;
   InternalResult internal_result_;
@@ -220,6 +227,10 @@ class ServerConn final : public SocketOwner {
   UvHandle<uv_timer_t> request_timer_;  // made on first use; armed while a linked request is outstanding
   bool request_timer_armed_ = false;
   bool cancel_sent_ = false;            // query_timeout fired and a cancel went out for the current request
+  int cancels_in_flight_ = 0;
+  bool finish_after_cancel_ = false;    // the internal run ended while a cancel was in flight
+  std::shared_ptr<ServerConn*> self_;   // lets a cancel finishing on the thread pool find us, or not
+  void on_cancel_done();
 };
 
 }  // namespace pooler::daemon

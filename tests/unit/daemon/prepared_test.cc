@@ -159,16 +159,24 @@ TEST_F(Owed, HiddenCloseCompleteIsHidden) {
 TEST_F(Owed, ErrorSkipsToTheSyncAndUndoesWhatTheSkippedMessagesDid) {
   auto failing = reg.intern(tail("SELEC 1"));
   auto evicted = reg.intern(tail("SELECT 2"));
-  (void)cache.add(failing);
-  owed.push(Kind::kParse, cache, failing);
-  owed.push(Kind::kHiddenClose, cache, evicted);  // the server skips it: evicted stays prepared there
+  const std::uint64_t parse = cache.next_parse();
+  (void)cache.add(failing, parse, owed.group());
+  OwedAnswers::Entry p = OwedAnswers::Entry::of(Kind::kParse, failing, parse);
+  p.client_name = "s1";
+  owed.push(std::move(p), cache);
+  owed.push(Kind::kHiddenClose, cache, evicted);  // the server skips it: evicted may still be there
   owed.push_made_up("1", false, cache);             // skipped too: never sent
   owed.push(Kind::kBind, cache);
   owed.push(Kind::kSync, cache);
   owed.push_made_up("after", false, cache);
   EXPECT_FALSE(owed.on_message('E', cache));
-  EXPECT_FALSE(cache.contains(failing.get()));
-  EXPECT_TRUE(cache.contains(evicted.get()));
+  // Neither is known to exist on the server now: both are closed and prepared again before use.
+  EXPECT_EQ(cache.state(failing.get(), owed.group()), ServerStatements::State::kStale);
+  EXPECT_EQ(cache.state(evicted.get(), owed.group()), ServerStatements::State::kStale);
+  auto failed = owed.take_failed_names();
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].first, "s1");
+  EXPECT_EQ(failed[0].second.get(), failing.get());
   EXPECT_EQ(owed.size(), 2u);  // the Sync and what follows it
   EXPECT_TRUE(owed.on_message('Z', cache));
   EXPECT_EQ(take(), "after");
@@ -179,9 +187,10 @@ TEST_F(Owed, ErrorBeforeTheSyncWasSentSkipsWhatArrivesUntilTheSync) {
   owed.push(Kind::kExecute, cache);
   owed.on_message('E', cache);
   EXPECT_FALSE(owed.empty());  // still skipping
-  (void)cache.add(st);
-  owed.push(Kind::kHiddenParse, cache, st);  // sent while the server skips: undone at once
-  EXPECT_FALSE(cache.contains(st.get()));
+  const std::uint64_t parse = cache.next_parse();
+  (void)cache.add(st, parse, owed.group());
+  owed.push(Kind::kHiddenParse, cache, st, parse);  // sent while the server skips: undone at once
+  EXPECT_EQ(cache.state(st.get(), owed.group()), ServerStatements::State::kStale);
   owed.push_made_up("dropped", true, cache);
   EXPECT_EQ(owed.size(), 0u);
   owed.push(Kind::kSync, cache);
@@ -189,6 +198,44 @@ TEST_F(Owed, ErrorBeforeTheSyncWasSentSkipsWhatArrivesUntilTheSync) {
   owed.on_message('Z', cache);
   EXPECT_TRUE(owed.empty());
   EXPECT_EQ(take(), "");
+}
+
+TEST_F(Owed, ParseCompleteConfirmsAndAStatementPendingFromAnEarlierSyncGroupIsStale) {
+  auto st = reg.intern(tail("SELECT 1"));
+  const std::uint64_t parse = cache.next_parse();
+  (void)cache.add(st, parse, owed.group());
+  owed.push(Kind::kParse, cache, st, parse);
+  // Same Sync group: if the Parse fails, the server skips what relies on it too.
+  EXPECT_EQ(cache.state(st.get(), owed.group()), ServerStatements::State::kReady);
+  owed.push(Kind::kSync, cache);
+  // The next group would run even if the Parse failed.
+  EXPECT_EQ(cache.state(st.get(), owed.group()), ServerStatements::State::kStale);
+  owed.on_message('1', cache);
+  EXPECT_EQ(cache.state(st.get(), owed.group()), ServerStatements::State::kReady);
+  // A later Parse of it (after a Close) being undone does not matter to an earlier one's answer, and the
+  // other way round.
+  const std::uint64_t again = cache.next_parse();
+  cache.reparse(st.get(), again, owed.group());
+  cache.confirm(st.get(), parse);  // a stale answer: still pending
+  EXPECT_EQ(cache.state(st.get(), owed.group() + 1), ServerStatements::State::kStale);
+  cache.parse_undone(st.get(), parse);  // not the pending one: no effect
+  cache.confirm(st.get(), again);
+  EXPECT_EQ(cache.state(st.get(), owed.group() + 1), ServerStatements::State::kReady);
+}
+
+TEST_F(Owed, SkippedMadeUpParseCompleteFreesTheClientName) {
+  auto st = reg.intern(tail("SELECT 1"));
+  owed.push(Kind::kBind, cache);
+  OwedAnswers::Entry e = OwedAnswers::Entry::of(Kind::kMadeUp, st);
+  e.bytes = "1";
+  e.client_name = "mine";
+  owed.push(std::move(e), cache);
+  owed.push(Kind::kSync, cache);
+  owed.on_message('E', cache);
+  auto failed = owed.take_failed_names();
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0].first, "mine");
+  EXPECT_TRUE(owed.take_failed_names().empty());
 }
 
 TEST_F(Owed, ErrorInsideASimpleQuerySkipsNothing) {
@@ -211,6 +258,7 @@ TEST_F(Owed, FailedDiscardPutsTheStatementsBackAndASuccessfulOneDoesNot) {
   owed.on_message('E', cache);
   owed.on_message('Z', cache);
   EXPECT_TRUE(cache.contains(st.get()));
+  EXPECT_EQ(cache.state(st.get(), owed.group()), ServerStatements::State::kStale);
 
   OwedAnswers::Entry ok = OwedAnswers::Entry::of(Kind::kQuery);
   ok.dropped = cache.take_all();
