@@ -205,6 +205,13 @@ TEST_F(IntegrationTransactionMode, KilledClientLeavesNoTransactionOrLock) {
                            "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(120)' AND "
                            "state = 'active'") == "1";
       }));
+    } else {
+      // Killed only once it holds the lock: earlier, the lock could be taken after the checks below.
+      ASSERT_TRUE(eventually([&] {
+        return query_value(admin_.get(),
+                           "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                           "WHERE c.relname = 'locked'") != "0";
+      }));
     }
     kill(pid, SIGKILL);
     waitpid(pid, nullptr, 0);
