@@ -1,0 +1,725 @@
+// The unit of work behind Session's ORM methods: which objects the session holds and in which state, the
+// identity map (one object per primary key), flush (INSERT/UPDATE/DELETE in foreign-key order, UPDATE of
+// changed columns only), and loading (rows into objects, lazy/selectin/joined relationships).
+#include <algorithm>
+#include <cxxabi.h>
+#include <unordered_set>
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
+#include "client/src/orm/compile.h"
+#include "pooler/orm/unit_of_work.hpp"
+
+namespace pooler::orm::detail {
+
+namespace {
+constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+}
+
+// One object the session holds. States: kPending (added, not yet INSERTed; enters at add()), kPersistent
+// (has a row: loaded, or INSERTed by a flush), kMarkedDeleted (delete_() of a persistent object, DELETEd at the
+// next flush), kDeleted (DELETEd, out of the identity map; dropped at commit, back to persistent at rollback).
+// An entry leaves at expunge, close, and at rollback when its INSERT is undone.
+struct UnitOfWork::Entry {
+  enum class Status { kPending, kPersistent, kMarkedDeleted, kDeleted };
+  std::shared_ptr<void> obj;
+  const EntityInfo* info = nullptr;
+  Status status = Status::kPending;
+  std::shared_ptr<PGresult> snapshot;  // the row last read or written (columns at snapshot_offset…)
+  int snapshot_row = 0;
+  int snapshot_offset = 0;
+  bool expired = false;
+  bool inserted_in_transaction = false;
+  bool key_from_server = false;  // the primary key was assigned by the server's sequence
+  std::string key;               // primary key text, once persistent
+  std::uint64_t order = 0;       // add order: INSERTs of one table go in this order
+};
+
+// Resolves relationships of objects this session loaded, on first access.
+class RelationshipLoader final : public LazyLoader {
+ public:
+  RelationshipLoader(std::weak_ptr<UnitOfWork> uow, const EntityInfo* owner, std::size_t rel)
+      : uow_(std::move(uow)), owner_(owner), rel_(rel) {}
+  std::vector<std::shared_ptr<void>> load(const void* parent) override {
+    auto uow = uow_.lock();
+    if (!uow) throw_detached(owner_->relationships[rel_].many ? "collection" : "reference");
+    return uow->load_relationship(*owner_, rel_, parent);
+  }
+
+ private:
+  std::weak_ptr<UnitOfWork> uow_;
+  const EntityInfo* owner_;
+  std::size_t rel_;
+};
+
+struct UnitOfWork::State {
+  Hooks hooks;
+  bool autoflush = true;
+  bool flushing = false;
+  std::uint64_t next_order = 0;
+  std::unordered_map<const void*, Entry> entries;
+  std::unordered_map<const EntityInfo*, std::unordered_map<std::string, const void*>> identity;
+  std::unordered_map<const EntityInfo*, std::vector<std::shared_ptr<LazyLoader>>> loaders;
+};
+
+namespace {
+
+std::string demangle(const std::string& name) {
+  int status = 0;
+  char* s = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
+  std::string out = status == 0 && s != nullptr ? s : name;
+  std::free(s);  // NOLINT: allocated by __cxa_demangle
+  return out;
+}
+
+std::string repr(const EntityInfo& info, const void* obj) {
+  std::string s = fmt::format("{} object (table {}:", demangle(info.type->name()), info.table);
+  for (std::size_t i = 0; i < info.columns.size(); ++i) {
+    s += fmt::format("{} {}={}", i == 0 ? "" : ",", info.columns[i].name, info.encode(obj, i).repr());
+  }
+  return s + ")";
+}
+
+}  // namespace
+
+UnitOfWork::UnitOfWork(Hooks hooks, bool autoflush) : state_(std::make_unique<State>()) {
+  state_->hooks = std::move(hooks);
+  state_->autoflush = autoflush;
+}
+UnitOfWork::~UnitOfWork() = default;
+
+// --- object bookkeeping ----------------------------------------------------------------------------------
+
+namespace {
+
+const std::vector<std::shared_ptr<LazyLoader>>& loaders_for(
+    std::unordered_map<const EntityInfo*, std::vector<std::shared_ptr<LazyLoader>>>& cache,
+    const std::weak_ptr<UnitOfWork>& uow, const EntityInfo& info) {
+  auto& v = cache[&info];
+  if (v.size() != info.relationships.size()) {
+    v.clear();
+    for (std::size_t i = 0; i < info.relationships.size(); ++i) {
+      v.push_back(std::make_shared<RelationshipLoader>(uow, &info, i));
+    }
+  }
+  return v;
+}
+
+}  // namespace
+
+void UnitOfWork::add(const EntityInfo& info, std::shared_ptr<void> obj) {
+  if (!obj) throw client::ArgumentError("add(): null object");
+  auto it = state_->entries.find(obj.get());
+  if (it != state_->entries.end()) {
+    if (it->second.status == Entry::Status::kMarkedDeleted) it->second.status = Entry::Status::kPersistent;
+    return;  // already held: add() is idempotent, as in SQLAlchemy
+  }
+  Entry e;
+  e.info = &info;
+  e.obj = std::move(obj);
+  e.order = state_->next_order++;
+  const void* key = e.obj.get();
+  state_->entries.emplace(key, std::move(e));
+}
+
+void UnitOfWork::delete_(const EntityInfo&, const void* obj) {
+  auto it = state_->entries.find(obj);
+  if (it == state_->entries.end()) {
+    throw UnmappedInstanceError("delete_(): the object is not in this session (load it or add it first)");
+  }
+  if (it->second.status == Entry::Status::kPending) {
+    state_->entries.erase(it);  // never written: just forget it
+    return;
+  }
+  if (it->second.status == Entry::Status::kPersistent) it->second.status = Entry::Status::kMarkedDeleted;
+}
+
+bool UnitOfWork::contains(const void* obj) const {
+  auto it = state_->entries.find(obj);
+  return it != state_->entries.end() && it->second.status != Entry::Status::kDeleted;
+}
+
+std::size_t UnitOfWork::size() const { return state_->entries.size(); }
+
+bool UnitOfWork::is_modified(const void* obj) const {
+  auto it = state_->entries.find(obj);
+  if (it == state_->entries.end()) return false;
+  const Entry& e = it->second;
+  if (e.status != Entry::Status::kPersistent) return e.status != Entry::Status::kDeleted;
+  for (std::size_t i = 0; i < e.info->columns.size(); ++i) {
+    if (e.info->differs(obj, i, raw_field(e.snapshot.get(), e.snapshot_row, e.snapshot_offset + static_cast<int>(i)))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+// Back to "not loaded" (loaded again on next access), as expiring does in SQLAlchemy.
+void reset_relationships(const std::vector<std::shared_ptr<LazyLoader>>& loaders, const EntityInfo& info, void* obj) {
+  for (std::size_t i = 0; i < info.relationships.size(); ++i) info.relationships[i].set_lazy(obj, loaders[i]);
+}
+}  // namespace
+
+void UnitOfWork::expire(const void* obj) {
+  auto it = state_->entries.find(obj);
+  if (it == state_->entries.end()) throw UnmappedInstanceError("expire(): the object is not in this session");
+  if (it->second.status == Entry::Status::kPending) return;
+  it->second.expired = true;
+  reset_relationships(loaders_for(state_->loaders, weak_from_this(), *it->second.info), *it->second.info,
+                      it->second.obj.get());
+}
+
+void UnitOfWork::expire_all() {
+  for (auto& [p, e] : state_->entries) {
+    if (e.status == Entry::Status::kPending) continue;
+    e.expired = true;
+    reset_relationships(loaders_for(state_->loaders, weak_from_this(), *e.info), *e.info, e.obj.get());
+  }
+}
+
+void UnitOfWork::expunge(const void* obj) {
+  auto it = state_->entries.find(obj);
+  if (it == state_->entries.end()) return;
+  if (!it->second.key.empty()) state_->identity[it->second.info].erase(it->second.key);
+  state_->entries.erase(it);
+}
+
+void UnitOfWork::expunge_all() {
+  state_->entries.clear();
+  state_->identity.clear();
+}
+
+// --- loading ---------------------------------------------------------------------------------------------
+
+namespace {
+
+// Identity-map-aware load of one entity from columns [offset, …) of a row. Returns the session's object for
+// that primary key (refreshed from the row when it was expired), or null when the key is NULL (outer join).
+struct RowLoader {
+  std::unordered_map<const void*, UnitOfWork::Entry>& entries;
+  std::unordered_map<std::string, const void*>& identity;
+  const std::vector<std::shared_ptr<LazyLoader>>& loaders;
+  const EntityInfo& info;
+  const std::shared_ptr<PGresult>& pg;
+  bool populate_existing = false;
+
+  std::shared_ptr<void> operator()(int row, int offset) const;
+};
+
+std::shared_ptr<void> RowLoader::operator()(int row, int offset) const {
+  RawField pk = raw_field(pg.get(), row, offset + static_cast<int>(info.pk));
+  if (pk.null) return nullptr;
+  std::string key(pk.view());
+  auto found = identity.find(key);
+  if (found != identity.end()) {
+    auto& e = entries.at(found->second);
+    if (e.expired || populate_existing) {
+      info.load(e.obj.get(), pg.get(), row, offset);
+      e.snapshot = pg;
+      e.snapshot_row = row;
+      e.snapshot_offset = offset;
+      e.expired = false;
+    }
+    return e.obj;
+  }
+  std::shared_ptr<void> obj = info.create();
+  info.load(obj.get(), pg.get(), row, offset);
+  for (std::size_t i = 0; i < info.relationships.size(); ++i) info.relationships[i].set_lazy(obj.get(), loaders[i]);
+  UnitOfWork::Entry e;
+  e.obj = obj;
+  e.info = &info;
+  e.status = UnitOfWork::Entry::Status::kPersistent;
+  e.snapshot = pg;
+  e.snapshot_row = row;
+  e.snapshot_offset = offset;
+  identity.emplace(key, obj.get());
+  e.key = std::move(key);
+  entries.emplace(obj.get(), std::move(e));
+  return obj;
+}
+
+// Sets the back_populates side of each loaded child to point at its parent (weakly for many-to-one).
+void back_populate(const RelationshipInfo& rel, const std::shared_ptr<void>& parent,
+                   const std::vector<std::shared_ptr<void>>& children) {
+  std::size_t back = rel.back();
+  if (back == kNone) return;
+  const auto& other = rel.target().relationships[back];
+  for (const auto& c : children) {
+    if (other.many) continue;  // the other side of a many-to-one is a collection: not filled piecemeal
+    other.set_items(c.get(), {parent}, false);
+  }
+}
+
+client::Value array_of(const std::vector<client::Value>& values) {
+  std::vector<std::optional<std::string>> elements;
+  std::uint32_t type = client::oid::kText;
+  for (const auto& v : values) {
+    if (v.type_oid() != client::oid::kUnknown) type = v.type_oid();
+    elements.push_back(v.data());
+  }
+  std::uint32_t array_type = client::array_oid(type);
+  if (array_type == 0) array_type = client::array_oid(client::oid::kText);
+  return client::Value::text(client::detail::encode_array(elements), array_type);
+}
+
+}  // namespace
+
+std::vector<std::shared_ptr<void>> UnitOfWork::load_relationship(const EntityInfo& owner, std::size_t index,
+                                                                 const void* parent) {
+  auto it = state_->entries.find(parent);
+  if (it == state_->entries.end() || it->second.status == Entry::Status::kPending) {
+    throw_detached(owner.relationships[index].many ? "collection" : "reference");
+  }
+  std::shared_ptr<void> parent_obj = it->second.obj;
+  autoflush();
+  const auto& rel = owner.relationships[index];
+  const EntityInfo& target = rel.target();
+  SelectCore s;
+  s.items.push_back({&target, nullptr});
+  if (rel.many) {
+    client::Value key = owner.encode(parent, owner.pk);
+    s.where.push_back(binary_node("=", column_node(target, rel.fk_column()), param_node(std::move(key))));
+    s.order_by.push_back({column_node(target, target.pk), false, true});
+  } else {
+    client::Value fk = owner.encode(parent, rel.fk_column());
+    if (fk.is_null()) return {};
+    // A many-to-one whose target is in the identity map needs no query.
+    auto& ids = state_->identity[&target];
+    auto hit = ids.find(*fk.data());
+    if (hit != ids.end()) {
+      auto& e = state_->entries.at(hit->second);
+      if (!e.expired) return {e.obj};
+    }
+    s.where.push_back(binary_node("=", column_node(target, target.pk), param_node(std::move(fk))));
+  }
+  Loaded loaded = select(s);
+  std::vector<std::shared_ptr<void>> out = std::move(loaded.objects);
+  if (rel.many) back_populate(rel, parent_obj, out);
+  return out;
+}
+
+UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
+  autoflush();
+  Loaded out;
+  Compiled c = compile_select(s, &out.layout);
+  out.result = state_->hooks.execute(c);
+  out.items = s.items.size();
+  std::shared_ptr<PGresult> pg = out.result.driver_result();
+  const int rows = static_cast<int>(out.result.size());
+  out.objects.resize(static_cast<std::size_t>(rows) * out.items);
+  auto self = weak_from_this();
+  for (std::size_t i = 0; i < out.items; ++i) {
+    const EntityInfo* info = s.items[i].entity;
+    if (info == nullptr) continue;
+    RowLoader load{state_->entries, state_->identity[info], loaders_for(state_->loaders, self, *info), *info, pg};
+    const int offset = out.layout.item_offsets[i];
+    for (int r = 0; r < rows; ++r) out.objects[static_cast<std::size_t>(r) * out.items + i] = load(r, offset);
+  }
+  // joinedload: children from the joined columns, grouped per parent in row order.
+  for (std::size_t o = 0; o < s.options.size(); ++o) {
+    if (out.layout.joined_offsets[o] < 0) continue;
+    const auto& opt = s.options[o];
+    const auto& rel = opt.owner->relationships[opt.relationship];
+    const EntityInfo& target = rel.target();
+    RowLoader load{state_->entries, state_->identity[&target], loaders_for(state_->loaders, self, target),
+                   target, pg};
+    std::size_t item = static_cast<std::size_t>(out.layout.joined_items[o]);
+    std::vector<std::shared_ptr<void>> parents;
+    std::unordered_map<const void*, std::vector<std::shared_ptr<void>>> children;
+    for (int r = 0; r < rows; ++r) {
+      const auto& parent = out.objects[static_cast<std::size_t>(r) * out.items + item];
+      if (!parent) continue;
+      auto [slot, fresh] = children.try_emplace(parent.get());
+      if (fresh) {
+        parents.push_back(parent);
+        if (rel.many) out.unique_rows.push_back(static_cast<std::size_t>(r));
+      }
+      auto child = load(r, out.layout.joined_offsets[o]);
+      if (child && std::find(slot->second.begin(), slot->second.end(), child) == slot->second.end()) {
+        slot->second.push_back(std::move(child));
+      }
+    }
+    for (const auto& p : parents) {
+      auto& kids = children[p.get()];
+      rel.set_items(p.get(), kids, rel.many);
+      if (rel.many) back_populate(rel, p, kids);
+    }
+    if (rel.many) out.dedupe = true;
+  }
+  // selectinload: one more query per relationship, for every parent this query returned.
+  for (const auto& opt : s.options) {
+    if (opt.kind != LoaderOption::Kind::kSelectIn) continue;
+    std::size_t item = kNone;
+    for (std::size_t i = 0; i < out.items; ++i) {
+      if (s.items[i].entity == opt.owner) item = i;
+    }
+    if (item == kNone) continue;
+    const auto& rel = opt.owner->relationships[opt.relationship];
+    const EntityInfo& target = rel.target();
+    std::vector<std::shared_ptr<void>> parents;
+    std::unordered_set<const void*> seen;
+    for (int r = 0; r < rows; ++r) {
+      const auto& p = out.objects[static_cast<std::size_t>(r) * out.items + item];
+      if (p && seen.insert(p.get()).second) parents.push_back(p);
+    }
+    if (parents.empty()) continue;
+    auto& ids = state_->identity[&target];
+    if (rel.many) {
+      std::vector<client::Value> keys;
+      std::unordered_map<std::string, std::shared_ptr<void>> by_key;
+      for (const auto& p : parents) {
+        client::Value k = opt.owner->encode(p.get(), opt.owner->pk);
+        by_key.emplace(*k.data(), p);
+        keys.push_back(std::move(k));
+      }
+      SelectCore q;
+      q.items.push_back({&target, nullptr});
+      std::size_t fk = rel.fk_column();
+      q.where.push_back(binary_node("=", column_node(target, fk),
+                                    list_node(Node::Kind::kFunction, {param_node(array_of(keys))}, "ANY")));
+      q.order_by.push_back({column_node(target, target.pk), false, true});
+      Loaded kids = select(q);
+      std::unordered_map<const void*, std::vector<std::shared_ptr<void>>> grouped;
+      for (std::size_t r = 0; r < kids.result.size(); ++r) {
+        auto& child = kids.objects[r];
+        client::Value fkv = target.encode(child.get(), fk);
+        if (fkv.is_null()) continue;
+        auto parent = by_key.find(*fkv.data());
+        if (parent != by_key.end()) grouped[parent->second.get()].push_back(child);
+      }
+      for (const auto& p : parents) {
+        auto& v = grouped[p.get()];
+        rel.set_items(p.get(), v, true);
+        back_populate(rel, p, v);
+      }
+    } else {
+      std::size_t fk = rel.fk_column();
+      std::vector<client::Value> missing;
+      std::unordered_set<std::string> asked;
+      for (const auto& p : parents) {
+        client::Value v = opt.owner->encode(p.get(), fk);
+        if (v.is_null()) continue;
+        auto hit = ids.find(*v.data());
+        if (hit != ids.end() && !state_->entries.at(hit->second).expired) continue;
+        if (asked.insert(*v.data()).second) missing.push_back(std::move(v));
+      }
+      if (!missing.empty()) {
+        SelectCore q;
+        q.items.push_back({&target, nullptr});
+        q.where.push_back(binary_node("=", column_node(target, target.pk),
+                                      list_node(Node::Kind::kFunction, {param_node(array_of(missing))}, "ANY")));
+        (void)select(q);
+      }
+      for (const auto& p : parents) {
+        client::Value v = opt.owner->encode(p.get(), fk);
+        std::vector<std::shared_ptr<void>> one;
+        if (!v.is_null()) {
+          auto hit = ids.find(*v.data());
+          if (hit != ids.end()) one.push_back(state_->entries.at(hit->second).obj);
+        }
+        rel.set_items(p.get(), std::move(one), false);
+      }
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<void> UnitOfWork::get(const EntityInfo& info, const client::Value& pk) {
+  if (pk.is_null()) return nullptr;
+  auto& ids = state_->identity[&info];
+  auto hit = ids.find(*pk.data());
+  if (hit != ids.end()) {
+    auto& e = state_->entries.at(hit->second);
+    if (e.status == Entry::Status::kMarkedDeleted) return nullptr;
+    if (!e.expired) return e.obj;
+  }
+  SelectCore s;
+  s.items.push_back({&info, nullptr});
+  s.where.push_back(binary_node("=", column_node(info, info.pk), param_node(pk)));
+  Loaded l = select(s);
+  return l.objects.empty() ? nullptr : l.objects.front();
+}
+
+void UnitOfWork::refresh(const void* obj) {
+  auto it = state_->entries.find(obj);
+  if (it == state_->entries.end() || it->second.status == Entry::Status::kPending) {
+    throw UnmappedInstanceError("refresh(): the object is not persistent in this session");
+  }
+  const EntityInfo& info = *it->second.info;
+  std::shared_ptr<void> keep = it->second.obj;
+  SelectCore s;
+  s.items.push_back({&info, nullptr});
+  s.where.push_back(binary_node("=", column_node(info, info.pk), param_node(info.encode(obj, info.pk))));
+  autoflush();
+  Compiled c = compile_select(s);
+  client::Result r = state_->hooks.execute(c);
+  if (r.empty()) throw ObjectDeletedError(fmt::format("refresh(): the row of {} is gone", repr(info, obj)));
+  auto pg = r.driver_result();
+  Entry& e = state_->entries.at(obj);
+  info.load(e.obj.get(), pg.get(), 0, 0);
+  e.snapshot = pg;
+  e.snapshot_row = 0;
+  e.snapshot_offset = 0;
+  e.expired = false;
+  reset_relationships(loaders_for(state_->loaders, weak_from_this(), info), info, e.obj.get());
+}
+
+std::shared_ptr<void> UnitOfWork::merge(const EntityInfo& info, const void* obj) {
+  std::shared_ptr<void> target;
+  if (!info.is_unset(obj, info.pk)) target = get(info, info.encode(obj, info.pk));
+  if (!target) {
+    target = info.create();
+    add(info, target);
+  }
+  for (std::size_t i = 0; i < info.columns.size(); ++i) info.copy_column(target.get(), obj, i);
+  return target;
+}
+
+client::Result UnitOfWork::execute_dml(const DmlCore& s) {
+  autoflush();
+  Compiled c = compile_dml(s, /*returning_pk=*/true);
+  client::Result r = state_->hooks.execute(c);
+  // Keep the identity map in step (SQLAlchemy's synchronize_session="fetch"): deleted rows leave it, updated
+  // ones are expired so their next load reads the new values.
+  auto& ids = state_->identity[s.entity];
+  for (const auto& row : r) {
+    auto hit = ids.find(std::string(row[std::size_t{0}].view()));
+    if (hit == ids.end()) continue;
+    Entry& e = state_->entries.at(hit->second);
+    if (s.is_delete) {
+      e.status = Entry::Status::kDeleted;
+      ids.erase(hit);
+    } else {
+      e.expired = true;
+    }
+  }
+  return r;
+}
+
+// --- flush -----------------------------------------------------------------------------------------------
+
+void UnitOfWork::autoflush() {
+  if (state_->autoflush && !state_->flushing) flush();
+}
+
+void UnitOfWork::flush() {
+  if (state_->flushing) return;
+  state_->flushing = true;
+  struct Reset {
+    bool& f;
+    ~Reset() { f = false; }
+  } reset{state_->flushing};
+  auto& entries = state_->entries;
+
+  // Cascade save-update: objects reachable through loaded relationships join the session as pending.
+  for (bool grew = true; grew;) {
+    grew = false;
+    std::vector<std::pair<const EntityInfo*, std::shared_ptr<void>>> found;
+    for (auto& [p, e] : entries) {
+      if (e.status == Entry::Status::kDeleted || e.status == Entry::Status::kMarkedDeleted) continue;
+      for (const auto& rel : e.info->relationships) {
+        if (!rel.loaded(p)) continue;
+        for (auto& item : rel.items(p)) {
+          if (!entries.contains(item.get())) found.emplace_back(&rel.target(), std::move(item));
+        }
+      }
+    }
+    for (auto& [info, obj] : found) {
+      if (!entries.contains(obj.get())) {
+        add(*info, std::move(obj));
+        grew = true;
+      }
+    }
+  }
+
+  std::vector<Entry*> work;
+  std::vector<const EntityInfo*> types;
+  for (auto& [p, e] : entries) {
+    if (e.status == Entry::Status::kDeleted) continue;
+    work.push_back(&e);
+    if (std::find(types.begin(), types.end(), e.info) == types.end()) types.push_back(e.info);
+  }
+  std::sort(work.begin(), work.end(), [](const Entry* a, const Entry* b) { return a->order < b->order; });
+  types = dependency_order(std::move(types));
+
+  Entry* current = nullptr;
+  try {
+    for (const EntityInfo* t : types) {
+      // Foreign keys of t's objects from their many-to-one targets and from parents' collections holding them.
+      for (Entry* e : work) {
+        if (e->status == Entry::Status::kMarkedDeleted) continue;
+        for (const auto& rel : e->info->relationships) {
+          if (!rel.loaded(e->obj.get())) continue;
+          if (!rel.many && e->info == t) {
+            auto items = rel.items(e->obj.get());
+            if (items.empty()) continue;
+            const EntityInfo& target = rel.target();
+            t->assign(e->obj.get(), rel.fk_column(), target.encode(items.front().get(), target.pk));
+          } else if (rel.many && &rel.target() == t) {
+            client::Value key = e->info->encode(e->obj.get(), e->info->pk);
+            for (const auto& child : rel.items(e->obj.get())) t->assign(child.get(), rel.fk_column(), key);
+          }
+        }
+      }
+      for (Entry* e : work) {
+        if (e->info != t) continue;
+        current = e;
+        void* obj = e->obj.get();
+        const auto& cols = t->columns;
+        if (e->status == Entry::Status::kPending) {
+          SqlWriter w;
+          std::string names;
+          std::string values;
+          bool server_key = false;
+          for (std::size_t i = 0; i < cols.size(); ++i) {
+            bool unset = t->is_unset(obj, i);
+            if (unset && cols[i].autoincrement) {
+              server_key = true;
+              continue;
+            }
+            if (unset && !cols[i].server_default.empty()) continue;
+            if (unset) t->apply_default(obj, i);
+            if (!names.empty()) {
+              names += ", ";
+              values += ", ";
+            }
+            names += quote(cols[i].name);
+            values += w.bind(t->encode(obj, i));
+          }
+          w.sql = "INSERT INTO " + quote(t->table) +
+                  (names.empty() ? std::string(" DEFAULT VALUES") : " (" + names + ") VALUES (" + values + ")") +
+                  " RETURNING ";
+          w.entity_columns(*t, t->table);
+          client::Result r = state_->hooks.execute(Compiled{std::move(w.sql), std::move(w.params)});
+          auto pg = r.driver_result();
+          t->load(obj, pg.get(), 0, 0);
+          e->snapshot = pg;
+          e->snapshot_row = 0;
+          e->snapshot_offset = 0;
+          e->status = Entry::Status::kPersistent;
+          e->inserted_in_transaction = true;
+          e->key_from_server = server_key;
+          e->key = std::string(raw_field(pg.get(), 0, static_cast<int>(t->pk)).view());
+          state_->identity[t][e->key] = obj;
+        } else if (e->status == Entry::Status::kPersistent) {
+          SqlWriter w;
+          std::string sets;
+          for (std::size_t i = 0; i < cols.size(); ++i) {
+            if (i == t->pk) continue;
+            RawField was = raw_field(e->snapshot.get(), e->snapshot_row, e->snapshot_offset + static_cast<int>(i));
+            if (!t->differs(obj, i, was)) continue;
+            if (!sets.empty()) sets += ", ";
+            sets += quote(cols[i].name) + " = " + w.bind(t->encode(obj, i));
+          }
+          if (sets.empty()) continue;
+          w.sql = "UPDATE " + quote(t->table) + " SET " + sets + " WHERE " + qualified(t->table, *t, t->pk) + " = " +
+                  w.bind(t->encode(obj, t->pk)) + " RETURNING ";
+          w.entity_columns(*t, t->table);
+          client::Result r = state_->hooks.execute(Compiled{std::move(w.sql), std::move(w.params)});
+          if (r.empty()) {
+            throw StaleDataError(fmt::format("UPDATE statement on table {} expected to update 1 row(s); 0 were "
+                                             "matched",
+                                             t->table));
+          }
+          auto pg = r.driver_result();
+          t->load(obj, pg.get(), 0, 0);
+          e->snapshot = pg;
+          e->snapshot_row = 0;
+          e->snapshot_offset = 0;
+          e->expired = false;
+        }
+      }
+    }
+    // DELETEs: referencing tables before referenced ones.
+    for (auto t = types.rbegin(); t != types.rend(); ++t) {
+      for (Entry* e : work) {
+        if (e->info != *t || e->status != Entry::Status::kMarkedDeleted) continue;
+        current = e;
+        SqlWriter w;
+        w.sql = "DELETE FROM " + quote((*t)->table) + " WHERE " + qualified((*t)->table, **t, (*t)->pk) + " = " +
+                w.bind((*t)->encode(e->obj.get(), (*t)->pk));
+        client::Result r = state_->hooks.execute(Compiled{std::move(w.sql), std::move(w.params)});
+        if (r.rowcount() != 1) {
+          throw StaleDataError(fmt::format("DELETE statement on table {} expected to delete 1 row(s); {} were "
+                                           "matched",
+                                           (*t)->table, r.rowcount()));
+        }
+        e->status = Entry::Status::kDeleted;
+        state_->identity[*t].erase(e->key);
+      }
+    }
+  } catch (const client::DBError& err) {
+    // The transaction is lost: roll it back, put the session's objects back as they were before it, and
+    // say which object failed.
+    client::ErrorInfo info = err.info();
+    if (current != nullptr) {  // copied now: the rollback below may drop the entry
+      info.instance = current->obj;
+      info.instance_type = current->info->type;
+      info.instance_repr = repr(*current->info, current->obj.get());
+    }
+    try {
+      state_->hooks.rollback_database();
+    } catch (...) {
+      // A lost connection is already discarded; the session state is reset below either way.
+    }
+    after_rollback();
+    client::throw_db_error(std::move(info));
+  } catch (...) {
+    try {
+      state_->hooks.rollback_database();
+    } catch (...) {
+    }
+    after_rollback();
+    throw;
+  }
+}
+
+// --- transaction end -------------------------------------------------------------------------------------
+
+void UnitOfWork::after_commit(bool expire) {
+  for (auto it = state_->entries.begin(); it != state_->entries.end();) {
+    Entry& e = it->second;
+    if (e.status == Entry::Status::kDeleted) {
+      it = state_->entries.erase(it);
+      continue;
+    }
+    e.inserted_in_transaction = false;
+    ++it;
+  }
+  if (expire) expire_all();
+}
+
+void UnitOfWork::after_rollback() {
+  auto self = weak_from_this();
+  for (auto it = state_->entries.begin(); it != state_->entries.end();) {
+    Entry& e = it->second;
+    if (e.status == Entry::Status::kPending || e.inserted_in_transaction) {
+      // Never written, or written by this transaction only: the object leaves the session (transient again),
+      // with a server-assigned key cleared so that adding it again inserts it afresh.
+      if (!e.key.empty()) {
+        auto& ids = state_->identity[e.info];
+        auto hit = ids.find(e.key);
+        if (hit != ids.end() && hit->second == it->first) ids.erase(hit);
+      }
+      if (e.key_from_server) e.info->clear(e.obj.get(), e.info->pk);
+      it = state_->entries.erase(it);
+      continue;
+    }
+    if (e.status == Entry::Status::kMarkedDeleted || e.status == Entry::Status::kDeleted) {
+      e.status = Entry::Status::kPersistent;
+      state_->identity[e.info][e.key] = it->first;
+    }
+    e.expired = true;
+    reset_relationships(loaders_for(state_->loaders, self, *e.info), *e.info, e.obj.get());
+    ++it;
+  }
+}
+
+[[noreturn]] void throw_no_result() { throw client::NoResultFound("No row was found when one was required"); }
+[[noreturn]] void throw_multiple_results() {
+  throw client::MultipleResultsFound("Multiple rows were found when exactly one was required");
+}
+
+}  // namespace pooler::orm::detail
