@@ -513,35 +513,39 @@ void UnitOfWork::flush() {
   } reset{state_->flushing};
   auto& entries = state_->entries;
 
-  // Cascade save-update: objects reachable through loaded relationships join the session as pending.
-  for (bool grew = true; grew;) {
-    grew = false;
-    std::vector<std::pair<const EntityInfo*, std::shared_ptr<void>>> found;
-    for (auto& [p, e] : entries) {
-      if (e.status == Entry::Status::kDeleted || e.status == Entry::Status::kMarkedDeleted) continue;
-      for (const auto& rel : e.info->relationships) {
-        if (!rel.loaded(p)) continue;
-        for (auto& item : rel.items(p)) {
-          if (!entries.contains(item.get())) found.emplace_back(&rel.target(), std::move(item));
+  // Cascade save-update: objects reachable through loaded relationships join the session as pending, in the
+  // order they are found (holders in add order, collections in their order), so INSERT order is predictable.
+  auto by_order = [&] {
+    std::vector<Entry*> v;
+    v.reserve(entries.size());
+    for (auto& [p, e] : entries) v.push_back(&e);
+    std::sort(v.begin(), v.end(), [](const Entry* a, const Entry* b) { return a->order < b->order; });
+    return v;
+  };
+  for (std::size_t scanned = 0, total = 1; scanned < total;) {
+    auto holders = by_order();
+    total = holders.size();
+    for (std::size_t i = scanned; i < holders.size(); ++i) {
+      Entry* e = holders[i];
+      if (e->status == Entry::Status::kDeleted || e->status == Entry::Status::kMarkedDeleted) continue;
+      for (const auto& rel : e->info->relationships) {
+        if (!rel.loaded(e->obj.get())) continue;
+        for (auto& item : rel.items(e->obj.get())) {
+          if (!entries.contains(item.get())) add(rel.target(), std::move(item));
         }
       }
     }
-    for (auto& [info, obj] : found) {
-      if (!entries.contains(obj.get())) {
-        add(*info, std::move(obj));
-        grew = true;
-      }
-    }
+    scanned = total;
+    total = entries.size();
   }
 
   std::vector<Entry*> work;
   std::vector<const EntityInfo*> types;
-  for (auto& [p, e] : entries) {
-    if (e.status == Entry::Status::kDeleted) continue;
-    work.push_back(&e);
-    if (std::find(types.begin(), types.end(), e.info) == types.end()) types.push_back(e.info);
+  for (Entry* e : by_order()) {
+    if (e->status == Entry::Status::kDeleted) continue;
+    work.push_back(e);
+    if (std::find(types.begin(), types.end(), e->info) == types.end()) types.push_back(e->info);
   }
-  std::sort(work.begin(), work.end(), [](const Entry* a, const Entry* b) { return a->order < b->order; });
   types = dependency_order(std::move(types));
 
   Entry* current = nullptr;
@@ -579,8 +583,8 @@ void UnitOfWork::flush() {
               server_key = true;
               continue;
             }
-            if (unset && !cols[i].server_default.empty()) continue;
-            if (unset) t->apply_default(obj, i);
+            if (unset && cols[i].optional_member && !cols[i].server_default.empty()) continue;
+            if (unset && cols[i].optional_member) t->apply_default(obj, i);
             if (!names.empty()) {
               names += ", ";
               values += ", ";

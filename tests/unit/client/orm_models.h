@@ -1,5 +1,5 @@
 // Mapped types shared by the ORM tests: users ← posts ← comments (foreign keys), plus a table whose names need
-// quoting.
+// quoting. Every member has an initializer so designated initializers stay -Wextra clean.
 #pragma once
 
 #include <chrono>
@@ -15,32 +15,32 @@ namespace pooler::test::orm_models {
 struct Post;
 struct User {
   std::int64_t id{};
-  std::string name;
-  std::string email;
+  std::string name{};
+  std::string email{};
   bool is_active = true;
-  std::optional<std::string> nickname;
-  std::optional<std::chrono::sys_time<std::chrono::microseconds>> created_at;  // server default now()
-  pooler::orm::Many<Post> posts;
+  std::optional<std::string> nickname{};
+  std::optional<std::chrono::sys_time<std::chrono::microseconds>> created_at{};  // server default now()
+  pooler::orm::Many<Post> posts{};
 };
 
 struct Post {
   std::int64_t id{};
-  std::string title;
+  std::string title{};
   std::int64_t author_id{};
   std::int32_t score = 0;
-  pooler::orm::One<User> author;
+  pooler::orm::One<User> author{};
 };
 
 struct Comment {
   std::int64_t id{};
   std::int64_t post_id{};
-  std::optional<std::string> body;  // client-side default "(empty)"
+  std::optional<std::string> body{};  // client-side default "(empty)"
 };
 
 // Names that are reserved words or hold a double quote.
 struct Odd {
   std::int32_t key{};
-  std::optional<std::string> select;
+  std::optional<std::string> select{};
 };
 
 }  // namespace pooler::test::orm_models

@@ -344,6 +344,7 @@ struct ColumnInfo {
   bool index = false;
   bool nullable = true;
   bool autoincrement = false;  // the server assigns it when the member holds its zero value
+  bool optional_member = false;  // std::optional: empty means "not given" (server default, client default)
   std::string server_default;
   std::optional<ForeignKeyTarget> foreign;
   std::string ondelete;
@@ -374,7 +375,7 @@ struct EntityInfo {
   client::Value (*encode)(const void* obj, std::size_t column) = nullptr;
   // Whether the member differs from the value a result field holds (the snapshot taken at load/flush).
   bool (*differs)(const void* obj, std::size_t column, const RawField& field) = nullptr;
-  // Whether the member holds the "unset" value: 0 / empty optional (autoincrement keys, server defaults).
+  // Whether the member holds the "unset" value: empty optional, or 0 for an integer (autoincrement keys).
   bool (*is_unset)(const void* obj, std::size_t column) = nullptr;
   void (*apply_default)(void* obj, std::size_t column) = nullptr;
   void (*copy_column)(void* dst, const void* src, std::size_t column) = nullptr;
@@ -498,7 +499,7 @@ bool column_unset(const void* obj, std::size_t i) {
     const M& now = static_cast<const T*>(obj)->*c.member;
     if constexpr (client::detail::is_optional_v<M>) {
       unset = !now.has_value();
-    } else if constexpr (std::is_arithmetic_v<M>) {
+    } else if constexpr (std::is_integral_v<M> && !std::same_as<M, bool>) {
       unset = now == M{};
     }
   });
@@ -594,6 +595,7 @@ EntityInfo make_entity_info() {
     ci.nullable = c.is_nullable && !c.is_primary_key;
     ci.autoincrement = c.is_primary_key && c.is_autoincrement && std::is_integral_v<Base> && !std::same_as<Base, bool>;
     ci.ddl = ddl_type(c.type, ci.autoincrement);
+    ci.optional_member = client::detail::is_optional_v<typename Col::value_type>;
     ci.server_default = std::string(c.server_default_sql);
     ci.foreign = c.foreign;
     ci.ondelete = std::string(c.ondelete_action);
