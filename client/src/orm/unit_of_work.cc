@@ -59,7 +59,8 @@ struct UnitOfWork::State {
   bool flushing = false;
   std::uint64_t next_order = 0;
   std::unordered_map<const void*, Entry> entries;
-  std::unordered_map<const EntityInfo*, std::unordered_map<std::string, const void*>> identity;
+  // Per entity: primary key text → the entry (entries are map nodes, so the pointers stay valid).
+  std::unordered_map<const EntityInfo*, std::unordered_map<std::string, Entry*>> identity;
   std::unordered_map<const EntityInfo*, std::vector<std::shared_ptr<LazyLoader>>> loaders;
 };
 
@@ -199,7 +200,7 @@ namespace {
 // that primary key (refreshed from the row when it was expired), or null when the key is NULL (outer join).
 struct RowLoader {
   std::unordered_map<const void*, UnitOfWork::Entry>& entries;
-  std::unordered_map<std::string, const void*>& identity;
+  std::unordered_map<std::string, UnitOfWork::Entry*>& identity;
   const std::vector<std::shared_ptr<LazyLoader>>& loaders;
   const EntityInfo& info;
   const std::shared_ptr<PGresult>& pg;
@@ -211,10 +212,9 @@ struct RowLoader {
 std::shared_ptr<void> RowLoader::operator()(int row, int offset) const {
   RawField pk = raw_field(pg.get(), row, offset + static_cast<int>(info.pk));
   if (pk.null) return nullptr;
-  std::string key(pk.view());
-  auto found = identity.find(key);
-  if (found != identity.end()) {
-    auto& e = entries.at(found->second);
+  auto [slot, fresh] = identity.try_emplace(std::string(pk.view()), nullptr);
+  if (!fresh) {
+    auto& e = *slot->second;
     if (e.expired || populate_existing) {
       info.load(e.obj.get(), pg.get(), row, offset);
       e.snapshot = pg;
@@ -234,9 +234,8 @@ std::shared_ptr<void> RowLoader::operator()(int row, int offset) const {
   e.snapshot = pg;
   e.snapshot_row = row;
   e.snapshot_offset = offset;
-  identity.emplace(key, obj.get());
-  e.key = std::move(key);
-  entries.emplace(obj.get(), std::move(e));
+  e.key = slot->first;
+  slot->second = &entries.emplace(obj.get(), std::move(e)).first->second;
   return obj;
 }
 
@@ -288,10 +287,7 @@ std::vector<std::shared_ptr<void>> UnitOfWork::load_relationship(const EntityInf
     // A many-to-one whose target is in the identity map needs no query.
     auto& ids = state_->identity[&target];
     auto hit = ids.find(*fk.data());
-    if (hit != ids.end()) {
-      auto& e = state_->entries.at(hit->second);
-      if (!e.expired) return {e.obj};
-    }
+    if (hit != ids.end() && !hit->second->expired) return {hit->second->obj};
     s.where.push_back(binary_node("=", column_node(target, target.pk), param_node(std::move(fk))));
   }
   Loaded loaded = select(s);
@@ -313,6 +309,9 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
   for (std::size_t i = 0; i < out.items; ++i) {
     const EntityInfo* info = s.items[i].entity;
     if (info == nullptr) continue;
+    // Growing the maps once rather than rehashing along the way halves the cost of big loads.
+    state_->entries.reserve(state_->entries.size() + static_cast<std::size_t>(rows));
+    state_->identity[info].reserve(state_->identity[info].size() + static_cast<std::size_t>(rows));
     RowLoader load{state_->entries, state_->identity[info], loaders_for(state_->loaders, self, *info), *info, pg};
     const int offset = out.layout.item_offsets[i];
     for (int r = 0; r < rows; ++r) out.objects[static_cast<std::size_t>(r) * out.items + i] = load(r, offset);
@@ -402,7 +401,7 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
         client::Value v = opt.owner->encode(p.get(), fk);
         if (v.is_null()) continue;
         auto hit = ids.find(*v.data());
-        if (hit != ids.end() && !state_->entries.at(hit->second).expired) continue;
+        if (hit != ids.end() && !hit->second->expired) continue;
         if (asked.insert(*v.data()).second) missing.push_back(std::move(v));
       }
       if (!missing.empty()) {
@@ -417,7 +416,7 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
         std::vector<std::shared_ptr<void>> one;
         if (!v.is_null()) {
           auto hit = ids.find(*v.data());
-          if (hit != ids.end()) one.push_back(state_->entries.at(hit->second).obj);
+          if (hit != ids.end()) one.push_back(hit->second->obj);
         }
         rel.set_items(p.get(), std::move(one), false);
       }
@@ -431,7 +430,7 @@ std::shared_ptr<void> UnitOfWork::get(const EntityInfo& info, const client::Valu
   auto& ids = state_->identity[&info];
   auto hit = ids.find(*pk.data());
   if (hit != ids.end()) {
-    auto& e = state_->entries.at(hit->second);
+    auto& e = *hit->second;
     if (e.status == Entry::Status::kMarkedDeleted) return nullptr;
     if (!e.expired) return e.obj;
   }
@@ -487,7 +486,7 @@ client::Result UnitOfWork::execute_dml(const DmlCore& s) {
   for (const auto& row : r) {
     auto hit = ids.find(std::string(row[std::size_t{0}].view()));
     if (hit == ids.end()) continue;
-    Entry& e = state_->entries.at(hit->second);
+    Entry& e = *hit->second;
     if (s.is_delete) {
       e.status = Entry::Status::kDeleted;
       ids.erase(hit);
@@ -606,7 +605,7 @@ void UnitOfWork::flush() {
           e->inserted_in_transaction = true;
           e->key_from_server = server_key;
           e->key = std::string(raw_field(pg.get(), 0, static_cast<int>(t->pk)).view());
-          state_->identity[t][e->key] = obj;
+          state_->identity[t][e->key] = e;
         } else if (e->status == Entry::Status::kPersistent) {
           SqlWriter w;
           std::string sets;
@@ -705,7 +704,7 @@ void UnitOfWork::after_rollback() {
       if (!e.key.empty()) {
         auto& ids = state_->identity[e.info];
         auto hit = ids.find(e.key);
-        if (hit != ids.end() && hit->second == it->first) ids.erase(hit);
+        if (hit != ids.end() && hit->second == &e) ids.erase(hit);
       }
       if (e.key_from_server) e.info->clear(e.obj.get(), e.info->pk);
       it = state_->entries.erase(it);
@@ -713,7 +712,7 @@ void UnitOfWork::after_rollback() {
     }
     if (e.status == Entry::Status::kMarkedDeleted || e.status == Entry::Status::kDeleted) {
       e.status = Entry::Status::kPersistent;
-      state_->identity[e.info][e.key] = it->first;
+      state_->identity[e.info][e.key] = &e;
     }
     e.expired = true;
     reset_relationships(loaders_for(state_->loaders, self, *e.info), *e.info, e.obj.get());
