@@ -71,86 +71,66 @@ template <class D>
 inline constexpr bool is_sys_time_v<std::chrono::sys_time<D>> = true;
 }  // namespace detail
 
-struct IntegerType {
+// The C++ types an SQL type maps (each also as std::optional).
+template <class... Ms>
+struct Accepts {
+  template <class M>
+  static constexpr bool accepts = (std::same_as<M, Ms> || ...);
+};
+
+struct IntegerType : Accepts<std::int32_t> {
   static constexpr std::string_view ddl_name = "INTEGER";
   static constexpr std::string_view serial_name = "SERIAL";
-  template <class M>
-  static constexpr bool accepts = std::same_as<M, std::int32_t>;
 };
-struct BigIntegerType {
+struct BigIntegerType : Accepts<std::int64_t> {
   static constexpr std::string_view ddl_name = "BIGINT";
   static constexpr std::string_view serial_name = "BIGSERIAL";
-  template <class M>
-  static constexpr bool accepts = std::same_as<M, std::int64_t>;
 };
-struct SmallIntegerType {
+struct SmallIntegerType : Accepts<std::int16_t> {
   static constexpr std::string_view ddl_name = "SMALLINT";
   static constexpr std::string_view serial_name = "SMALLSERIAL";
-  template <class M>
-  static constexpr bool accepts = std::same_as<M, std::int16_t>;
 };
-struct BooleanType {
+struct BooleanType : Accepts<bool> {
   static constexpr std::string_view ddl_name = "BOOLEAN";
-  template <class M>
-  static constexpr bool accepts = std::same_as<M, bool>;
 };
-struct DoubleType {
+struct DoubleType : Accepts<double> {
   static constexpr std::string_view ddl_name = "DOUBLE PRECISION";
-  template <class M>
-  static constexpr bool accepts = std::same_as<M, double>;
 };
-struct FloatType {
+struct FloatType : Accepts<float> {
   static constexpr std::string_view ddl_name = "REAL";
-  template <class M>
-  static constexpr bool accepts = std::same_as<M, float>;
 };
-struct TextType {
+struct TextType : Accepts<std::string> {
   static constexpr std::string_view ddl_name = "TEXT";
-  template <class M>
-  static constexpr bool accepts = std::same_as<M, std::string>;
 };
 // VARCHAR(length); length 0 is plain VARCHAR.
-struct StringType {
+struct StringType : Accepts<std::string> {
   int length = 0;
-  template <class M>
-  static constexpr bool accepts = std::same_as<M, std::string>;
 };
 // NUMERIC(precision, scale), carried as pooler::Numeric so no digit is lost.
-struct NumericType {
+struct NumericType : Accepts<client::Numeric> {
   int precision = 0;
   int scale = 0;
-  template <class M>
-  static constexpr bool accepts = std::same_as<M, client::Numeric>;
 };
+// Any std::chrono::sys_time precision (stored to the microsecond).
 struct DateTimeType {
   static constexpr std::string_view ddl_name = "TIMESTAMP WITH TIME ZONE";
   template <class M>
   static constexpr bool accepts = detail::is_sys_time_v<M>;
 };
-struct DateType {
+struct DateType : Accepts<std::chrono::year_month_day> {
   static constexpr std::string_view ddl_name = "DATE";
-  template <class M>
-  static constexpr bool accepts = std::same_as<M, std::chrono::year_month_day>;
 };
-struct UuidType {
+struct UuidType : Accepts<client::Uuid> {
   static constexpr std::string_view ddl_name = "UUID";
-  template <class M>
-  static constexpr bool accepts = std::same_as<M, client::Uuid>;
 };
-struct JsonType {
+struct JsonType : Accepts<client::Json> {
   static constexpr std::string_view ddl_name = "JSON";
-  template <class M>
-  static constexpr bool accepts = std::same_as<M, client::Json>;
 };
-struct JsonbType {
+struct JsonbType : Accepts<client::Jsonb> {
   static constexpr std::string_view ddl_name = "JSONB";
-  template <class M>
-  static constexpr bool accepts = std::same_as<M, client::Jsonb>;
 };
-struct LargeBinaryType {
+struct LargeBinaryType : Accepts<client::Bytes> {
   static constexpr std::string_view ddl_name = "BYTEA";
-  template <class M>
-  static constexpr bool accepts = std::same_as<M, client::Bytes>;
 };
 
 // SQLAlchemy's spellings.
@@ -167,8 +147,10 @@ inline constexpr UuidType UUID{};
 inline constexpr JsonType JSON{};
 inline constexpr JsonbType JSONB{};
 inline constexpr LargeBinaryType LargeBinary{};
-[[nodiscard]] constexpr StringType String(int length = 0) { return StringType{length}; }
-[[nodiscard]] constexpr NumericType Numeric(int precision = 0, int scale = 0) { return NumericType{precision, scale}; }
+[[nodiscard]] constexpr StringType String(int length = 0) { return StringType{{}, length}; }
+[[nodiscard]] constexpr NumericType Numeric(int precision = 0, int scale = 0) {
+  return NumericType{{}, precision, scale};
+}
 
 // Whether a member of C++ type M may be mapped as SQL type Sql (std::optional<X> when X may).
 template <class Sql, class M>
