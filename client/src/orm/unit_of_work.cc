@@ -3,6 +3,7 @@
 // changed columns only), and loading (rows into objects, lazy/selectin/joined relationships).
 #include <algorithm>
 #include <cxxabi.h>
+#include <deque>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -20,7 +21,8 @@ constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 // One object the session holds. States: kPending (added, not yet INSERTed; enters at add()), kPersistent
 // (has a row: loaded, or INSERTed by a flush), kMarkedDeleted (delete_() of a persistent object, DELETEd at the
 // next flush), kDeleted (DELETEd, out of the identity map; dropped at commit, back to persistent at rollback).
-// An entry leaves at expunge, close, and at rollback when its INSERT is undone.
+// An entry leaves (becomes a tombstone: `dead`) at expunge, close, commit (kDeleted) and at rollback when its
+// INSERT is undone.
 struct UnitOfWork::Entry {
   enum class Status { kPending, kPersistent, kMarkedDeleted, kDeleted };
   std::shared_ptr<void> obj;
@@ -33,7 +35,7 @@ struct UnitOfWork::Entry {
   bool inserted_in_transaction = false;
   bool key_from_server = false;  // the primary key was assigned by the server's sequence
   std::string key;               // primary key text, once persistent
-  std::uint64_t order = 0;       // add order: INSERTs of one table go in this order
+  bool dead = false;             // removed; skipped until State::compact() drops it
 };
 
 // Resolves relationships of objects this session loaded, on first access.
@@ -57,11 +59,75 @@ struct UnitOfWork::State {
   Hooks hooks;
   bool autoflush = true;
   bool flushing = false;
-  std::uint64_t next_order = 0;
-  std::unordered_map<const void*, Entry> entries;
-  // Per entity: primary key text → the entry (entries are map nodes, so the pointers stay valid).
+  // Every entry in the order the session met its object (INSERTs of one table go in this order). A deque, so
+  // entries stay put while it grows and Entry* below stay valid until compact().
+  std::deque<Entry> entries;
+  std::size_t dead = 0;
+  // Per entity: primary key text → the entry.
   std::unordered_map<const EntityInfo*, std::unordered_map<std::string, Entry*>> identity;
+  // Object address → entry, built lazily: loading many rows pays for the identity map only, and this index
+  // catches up with entries[indexed…] at the first lookup by object.
+  std::unordered_map<const void*, Entry*> by_object;
+  std::size_t indexed = 0;
   std::unordered_map<const EntityInfo*, std::vector<std::shared_ptr<LazyLoader>>> loaders;
+
+  Entry* find(const void* obj) {
+    for (; indexed < entries.size(); ++indexed) {
+      Entry& e = entries[indexed];
+      if (!e.dead) by_object[e.obj.get()] = &e;
+    }
+    auto it = by_object.find(obj);
+    return it == by_object.end() ? nullptr : it->second;
+  }
+  Entry& append(Entry e) {
+    entries.push_back(std::move(e));
+    return entries.back();
+  }
+  void remove(Entry& e) {
+    if (!e.key.empty()) {
+      auto& ids = identity[e.info];
+      auto hit = ids.find(e.key);
+      if (hit != ids.end() && hit->second == &e) ids.erase(hit);
+    }
+    auto it = by_object.find(e.obj.get());
+    if (it != by_object.end() && it->second == &e) by_object.erase(it);
+    e.dead = true;
+    e.obj.reset();
+    e.snapshot.reset();
+    ++dead;
+  }
+  // Live entries, in order (a snapshot: entries appended meanwhile are not in it).
+  std::vector<Entry*> live() {
+    std::vector<Entry*> v;
+    v.reserve(entries.size() - dead);
+    for (auto& e : entries) {
+      if (!e.dead) v.push_back(&e);
+    }
+    return v;
+  }
+  // Drops tombstones (invalidates every Entry*; call only between operations).
+  void compact() {
+    if (dead == 0) return;
+    std::deque<Entry> kept;
+    for (auto& e : entries) {
+      if (!e.dead) kept.push_back(std::move(e));
+    }
+    entries.swap(kept);
+    dead = 0;
+    by_object.clear();
+    indexed = 0;
+    for (auto& [info, ids] : identity) ids.clear();
+    for (auto& e : entries) {
+      if (!e.key.empty() && e.status != Entry::Status::kDeleted) identity[e.info][e.key] = &e;
+    }
+  }
+  void clear() {
+    entries.clear();
+    dead = 0;
+    identity.clear();
+    by_object.clear();
+    indexed = 0;
+  }
 };
 
 namespace {
@@ -111,42 +177,42 @@ const std::vector<std::shared_ptr<LazyLoader>>& loaders_for(
 
 void UnitOfWork::add(const EntityInfo& info, std::shared_ptr<void> obj) {
   if (!obj) throw client::ArgumentError("add(): null object");
-  auto it = state_->entries.find(obj.get());
-  if (it != state_->entries.end()) {
-    if (it->second.status == Entry::Status::kMarkedDeleted) it->second.status = Entry::Status::kPersistent;
+  if (Entry* held = state_->find(obj.get())) {
+    if (held->status == Entry::Status::kMarkedDeleted) held->status = Entry::Status::kPersistent;
     return;  // already held: add() is idempotent, as in SQLAlchemy
   }
+  const void* address = obj.get();
   Entry e;
   e.info = &info;
   e.obj = std::move(obj);
-  e.order = state_->next_order++;
-  const void* key = e.obj.get();
-  state_->entries.emplace(key, std::move(e));
+  Entry* added = &state_->append(std::move(e));
+  state_->by_object[address] = added;  // find() above caught the index up, so it stays complete
+  state_->indexed = state_->entries.size();
 }
 
 void UnitOfWork::delete_(const EntityInfo&, const void* obj) {
-  auto it = state_->entries.find(obj);
-  if (it == state_->entries.end()) {
+  Entry* e = state_->find(obj);
+  if (e == nullptr) {
     throw UnmappedInstanceError("delete_(): the object is not in this session (load it or add it first)");
   }
-  if (it->second.status == Entry::Status::kPending) {
-    state_->entries.erase(it);  // never written: just forget it
+  if (e->status == Entry::Status::kPending) {
+    state_->remove(*e);  // never written: just forget it
     return;
   }
-  if (it->second.status == Entry::Status::kPersistent) it->second.status = Entry::Status::kMarkedDeleted;
+  if (e->status == Entry::Status::kPersistent) e->status = Entry::Status::kMarkedDeleted;
 }
 
 bool UnitOfWork::contains(const void* obj) const {
-  auto it = state_->entries.find(obj);
-  return it != state_->entries.end() && it->second.status != Entry::Status::kDeleted;
+  const Entry* e = state_->find(obj);
+  return e != nullptr && e->status != Entry::Status::kDeleted;
 }
 
-std::size_t UnitOfWork::size() const { return state_->entries.size(); }
+std::size_t UnitOfWork::size() const { return state_->entries.size() - state_->dead; }
 
 bool UnitOfWork::is_modified(const void* obj) const {
-  auto it = state_->entries.find(obj);
-  if (it == state_->entries.end()) return false;
-  const Entry& e = it->second;
+  const Entry* found = state_->find(obj);
+  if (found == nullptr) return false;
+  const Entry& e = *found;
   if (e.status != Entry::Status::kPersistent) return e.status != Entry::Status::kDeleted;
   for (std::size_t i = 0; i < e.info->columns.size(); ++i) {
     if (e.info->differs(obj, i, raw_field(e.snapshot.get(), e.snapshot_row, e.snapshot_offset + static_cast<int>(i)))) {
@@ -164,33 +230,26 @@ void reset_relationships(const std::vector<std::shared_ptr<LazyLoader>>& loaders
 }  // namespace
 
 void UnitOfWork::expire(const void* obj) {
-  auto it = state_->entries.find(obj);
-  if (it == state_->entries.end()) throw UnmappedInstanceError("expire(): the object is not in this session");
-  if (it->second.status == Entry::Status::kPending) return;
-  it->second.expired = true;
-  reset_relationships(loaders_for(state_->loaders, weak_from_this(), *it->second.info), *it->second.info,
-                      it->second.obj.get());
+  Entry* e = state_->find(obj);
+  if (e == nullptr) throw UnmappedInstanceError("expire(): the object is not in this session");
+  if (e->status == Entry::Status::kPending) return;
+  e->expired = true;
+  reset_relationships(loaders_for(state_->loaders, weak_from_this(), *e->info), *e->info, e->obj.get());
 }
 
 void UnitOfWork::expire_all() {
-  for (auto& [p, e] : state_->entries) {
-    if (e.status == Entry::Status::kPending) continue;
+  for (auto& e : state_->entries) {
+    if (e.dead || e.status == Entry::Status::kPending) continue;
     e.expired = true;
     reset_relationships(loaders_for(state_->loaders, weak_from_this(), *e.info), *e.info, e.obj.get());
   }
 }
 
 void UnitOfWork::expunge(const void* obj) {
-  auto it = state_->entries.find(obj);
-  if (it == state_->entries.end()) return;
-  if (!it->second.key.empty()) state_->identity[it->second.info].erase(it->second.key);
-  state_->entries.erase(it);
+  if (Entry* e = state_->find(obj)) state_->remove(*e);
 }
 
-void UnitOfWork::expunge_all() {
-  state_->entries.clear();
-  state_->identity.clear();
-}
+void UnitOfWork::expunge_all() { state_->clear(); }
 
 // --- loading ---------------------------------------------------------------------------------------------
 
@@ -199,7 +258,7 @@ namespace {
 // Identity-map-aware load of one entity from columns [offset, …) of a row. Returns the session's object for
 // that primary key (refreshed from the row when it was expired), or null when the key is NULL (outer join).
 struct RowLoader {
-  std::unordered_map<const void*, UnitOfWork::Entry>& entries;
+  UnitOfWork::State& state;
   std::unordered_map<std::string, UnitOfWork::Entry*>& identity;
   const std::vector<std::shared_ptr<LazyLoader>>& loaders;
   const EntityInfo& info;
@@ -235,7 +294,7 @@ std::shared_ptr<void> RowLoader::operator()(int row, int offset) const {
   e.snapshot_row = row;
   e.snapshot_offset = offset;
   e.key = slot->first;
-  slot->second = &entries.emplace(obj.get(), std::move(e)).first->second;
+  slot->second = &state.append(std::move(e));
   return obj;
 }
 
@@ -267,11 +326,11 @@ client::Value array_of(const std::vector<client::Value>& values) {
 
 std::vector<std::shared_ptr<void>> UnitOfWork::load_relationship(const EntityInfo& owner, std::size_t index,
                                                                  const void* parent) {
-  auto it = state_->entries.find(parent);
-  if (it == state_->entries.end() || it->second.status == Entry::Status::kPending) {
+  Entry* held = state_->find(parent);
+  if (held == nullptr || held->status == Entry::Status::kPending) {
     throw_detached(owner.relationships[index].many ? "collection" : "reference");
   }
-  std::shared_ptr<void> parent_obj = it->second.obj;
+  std::shared_ptr<void> parent_obj = held->obj;
   autoflush();
   const auto& rel = owner.relationships[index];
   const EntityInfo& target = rel.target();
@@ -309,10 +368,9 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
   for (std::size_t i = 0; i < out.items; ++i) {
     const EntityInfo* info = s.items[i].entity;
     if (info == nullptr) continue;
-    // Growing the maps once rather than rehashing along the way halves the cost of big loads.
-    state_->entries.reserve(state_->entries.size() + static_cast<std::size_t>(rows));
+    // Growing the map once rather than rehashing along the way halves the cost of big loads.
     state_->identity[info].reserve(state_->identity[info].size() + static_cast<std::size_t>(rows));
-    RowLoader load{state_->entries, state_->identity[info], loaders_for(state_->loaders, self, *info), *info, pg};
+    RowLoader load{*state_, state_->identity[info], loaders_for(state_->loaders, self, *info), *info, pg};
     const int offset = out.layout.item_offsets[i];
     for (int r = 0; r < rows; ++r) out.objects[static_cast<std::size_t>(r) * out.items + i] = load(r, offset);
   }
@@ -322,7 +380,7 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
     const auto& opt = s.options[o];
     const auto& rel = opt.owner->relationships[opt.relationship];
     const EntityInfo& target = rel.target();
-    RowLoader load{state_->entries, state_->identity[&target], loaders_for(state_->loaders, self, target),
+    RowLoader load{*state_, state_->identity[&target], loaders_for(state_->loaders, self, target),
                    target, pg};
     std::size_t item = static_cast<std::size_t>(out.layout.joined_items[o]);
     std::vector<std::shared_ptr<void>> parents;
@@ -442,12 +500,12 @@ std::shared_ptr<void> UnitOfWork::get(const EntityInfo& info, const client::Valu
 }
 
 void UnitOfWork::refresh(const void* obj) {
-  auto it = state_->entries.find(obj);
-  if (it == state_->entries.end() || it->second.status == Entry::Status::kPending) {
+  Entry* held = state_->find(obj);
+  if (held == nullptr || held->status == Entry::Status::kPending) {
     throw UnmappedInstanceError("refresh(): the object is not persistent in this session");
   }
-  const EntityInfo& info = *it->second.info;
-  std::shared_ptr<void> keep = it->second.obj;
+  const EntityInfo& info = *held->info;
+  std::shared_ptr<void> keep = held->obj;
   SelectCore s;
   s.items.push_back({&info, nullptr});
   s.where.push_back(binary_node("=", column_node(info, info.pk), param_node(info.encode(obj, info.pk))));
@@ -456,7 +514,7 @@ void UnitOfWork::refresh(const void* obj) {
   client::Result r = state_->hooks.execute(c);
   if (r.empty()) throw ObjectDeletedError(fmt::format("refresh(): the row of {} is gone", repr(info, obj)));
   auto pg = r.driver_result();
-  Entry& e = state_->entries.at(obj);
+  Entry& e = *state_->find(obj);
   info.load(e.obj.get(), pg.get(), 0, 0);
   e.snapshot = pg;
   e.snapshot_row = 0;
@@ -510,37 +568,22 @@ void UnitOfWork::flush() {
     bool& f;
     ~Reset() { f = false; }
   } reset{state_->flushing};
-  auto& entries = state_->entries;
-
   // Cascade save-update: objects reachable through loaded relationships join the session as pending, in the
   // order they are found (holders in add order, collections in their order), so INSERT order is predictable.
-  auto by_order = [&] {
-    std::vector<Entry*> v;
-    v.reserve(entries.size());
-    for (auto& [p, e] : entries) v.push_back(&e);
-    std::sort(v.begin(), v.end(), [](const Entry* a, const Entry* b) { return a->order < b->order; });
-    return v;
-  };
-  for (std::size_t scanned = 0, total = 1; scanned < total;) {
-    auto holders = by_order();
-    total = holders.size();
-    for (std::size_t i = scanned; i < holders.size(); ++i) {
-      Entry* e = holders[i];
-      if (e->status == Entry::Status::kDeleted || e->status == Entry::Status::kMarkedDeleted) continue;
-      for (const auto& rel : e->info->relationships) {
-        if (!rel.loaded(e->obj.get())) continue;
-        for (auto& item : rel.items(e->obj.get())) {
-          if (!entries.contains(item.get())) add(rel.target(), std::move(item));
-        }
+  for (std::size_t i = 0; i < state_->entries.size(); ++i) {  // grows as objects are found
+    Entry& e = state_->entries[i];
+    if (e.dead || e.status == Entry::Status::kDeleted || e.status == Entry::Status::kMarkedDeleted) continue;
+    for (const auto& rel : e.info->relationships) {
+      if (!rel.loaded(e.obj.get())) continue;
+      for (auto& item : rel.items(e.obj.get())) {
+        if (state_->find(item.get()) == nullptr) add(rel.target(), std::move(item));
       }
     }
-    scanned = total;
-    total = entries.size();
   }
 
   std::vector<Entry*> work;
   std::vector<const EntityInfo*> types;
-  for (Entry* e : by_order()) {
+  for (Entry* e : state_->live()) {
     if (e->status == Entry::Status::kDeleted) continue;
     work.push_back(e);
     if (std::find(types.begin(), types.end(), e->info) == types.end()) types.push_back(e->info);
@@ -682,32 +725,27 @@ void UnitOfWork::flush() {
 // --- transaction end -------------------------------------------------------------------------------------
 
 void UnitOfWork::after_commit(bool expire) {
-  for (auto it = state_->entries.begin(); it != state_->entries.end();) {
-    Entry& e = it->second;
+  for (auto& e : state_->entries) {
+    if (e.dead) continue;
     if (e.status == Entry::Status::kDeleted) {
-      it = state_->entries.erase(it);
+      state_->remove(e);
       continue;
     }
     e.inserted_in_transaction = false;
-    ++it;
   }
+  state_->compact();
   if (expire) expire_all();
 }
 
 void UnitOfWork::after_rollback() {
   auto self = weak_from_this();
-  for (auto it = state_->entries.begin(); it != state_->entries.end();) {
-    Entry& e = it->second;
+  for (auto& e : state_->entries) {
+    if (e.dead) continue;
     if (e.status == Entry::Status::kPending || e.inserted_in_transaction) {
       // Never written, or written by this transaction only: the object leaves the session (transient again),
       // with a server-assigned key cleared so that adding it again inserts it afresh.
-      if (!e.key.empty()) {
-        auto& ids = state_->identity[e.info];
-        auto hit = ids.find(e.key);
-        if (hit != ids.end() && hit->second == &e) ids.erase(hit);
-      }
       if (e.key_from_server) e.info->clear(e.obj.get(), e.info->pk);
-      it = state_->entries.erase(it);
+      state_->remove(e);
       continue;
     }
     if (e.status == Entry::Status::kMarkedDeleted || e.status == Entry::Status::kDeleted) {
@@ -716,8 +754,8 @@ void UnitOfWork::after_rollback() {
     }
     e.expired = true;
     reset_relationships(loaders_for(state_->loaders, self, *e.info), *e.info, e.obj.get());
-    ++it;
   }
+  state_->compact();
 }
 
 [[noreturn]] void throw_no_result() { throw client::NoResultFound("No row was found when one was required"); }

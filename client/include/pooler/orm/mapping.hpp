@@ -726,6 +726,7 @@ class One {
   }
   One(One&&) noexcept = default;
   One& operator=(One&&) noexcept = default;
+  One& operator=(std::nullptr_t) { return *this = std::shared_ptr<T>(); }
   One& operator=(std::shared_ptr<T> target) {
     strong_ = std::move(target);
     weak_.reset();
