@@ -368,7 +368,9 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
   for (std::size_t i = 0; i < out.items; ++i) {
     const EntityInfo* info = s.items[i].entity;
     if (info == nullptr) continue;
-    // Growing the map once rather than rehashing along the way halves the cost of big loads.
+    // Growing the map once rather than rehashing along the way halves the cost of big loads; a low load
+    // factor keeps most lookups of new keys to one empty bucket.
+    state_->identity[info].max_load_factor(0.5f);
     state_->identity[info].reserve(state_->identity[info].size() + static_cast<std::size_t>(rows));
     RowLoader load{*state_, state_->identity[info], loaders_for(state_->loaders, self, *info), *info, pg};
     const int offset = out.layout.item_offsets[i];
@@ -389,10 +391,7 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
       const auto& parent = out.objects[static_cast<std::size_t>(r) * out.items + item];
       if (!parent) continue;
       auto [slot, fresh] = children.try_emplace(parent.get());
-      if (fresh) {
-        parents.push_back(parent);
-        if (rel.many) out.unique_rows.push_back(static_cast<std::size_t>(r));
-      }
+      if (fresh) parents.push_back(parent);
       auto child = load(r, out.layout.joined_offsets[o]);
       if (child && std::find(slot->second.begin(), slot->second.end(), child) == slot->second.end()) {
         slot->second.push_back(std::move(child));
@@ -404,6 +403,18 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
       if (rel.many) back_populate(rel, p, kids);
     }
     if (rel.many) out.dedupe = true;
+  }
+  if (out.dedupe) {
+    // A joined collection repeats each result row once per child: keep the first of each.
+    std::unordered_set<std::string> seen;
+    for (int r = 0; r < rows; ++r) {
+      std::string key;
+      for (std::size_t i = 0; i < out.items; ++i) {
+        const void* p = out.objects[static_cast<std::size_t>(r) * out.items + i].get();
+        key.append(reinterpret_cast<const char*>(&p), sizeof p);
+      }
+      if (seen.insert(std::move(key)).second) out.unique_rows.push_back(static_cast<std::size_t>(r));
+    }
   }
   // selectinload: one more query per relationship, for every parent this query returned.
   for (const auto& opt : s.options) {
