@@ -55,6 +55,51 @@ class RelationshipLoader final : public LazyLoader {
   std::size_t rel_;
 };
 
+// Primary key text → entry, by open addressing (linear probing over {hash, entry} slots): a lookup of a new key
+// usually touches one slot, where std::unordered_map walks nodes scattered over the heap — the difference
+// shows when a query loads 100k rows.
+class KeyIndex {
+ public:
+  [[nodiscard]] UnitOfWork::Entry* find(std::string_view key) const;
+  // One probe for "find, else add": `found` is the entry, or null and fill() adds one where the probe ended
+  // (valid until the next insert or erase).
+  struct Probe {
+    std::size_t slot = 0;
+    std::size_t hash = 0;
+    UnitOfWork::Entry* found = nullptr;
+  };
+  Probe lookup(std::string_view key);
+  void fill(const Probe& p, UnitOfWork::Entry* e);
+  // Starts fetching the slot key's lookup will read first (big loads stall on that cache miss otherwise).
+  void prefetch(std::string_view key) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[std::hash<std::string_view>{}(key) & (slots_.size() - 1)]);
+  }
+  // Maps key to e (replacing what it mapped to).
+  void insert(std::string_view key, UnitOfWork::Entry* e);
+  // Unmaps key if it maps to `only` (any entry when only is null).
+  void erase(std::string_view key, const UnitOfWork::Entry* only = nullptr);
+  void reserve(std::size_t n);
+  void clear() {
+    slots_.clear();
+    used_ = 0;
+    tombs_ = 0;
+  }
+
+ private:
+  struct Slot {
+    std::size_t hash = 0;
+    UnitOfWork::Entry* entry = nullptr;  // null: empty; tombstone(): erased
+  };
+  static UnitOfWork::Entry* tombstone() { return reinterpret_cast<UnitOfWork::Entry*>(alignof(UnitOfWork::Entry)); }
+  // The slot holding key, or the slot to put it in.
+  std::size_t probe(std::string_view key, std::size_t hash) const;
+  void grow(std::size_t capacity);
+
+  std::vector<Slot> slots_;  // size is 0 or a power of two, kept at most half full (tombstones included)
+  std::size_t used_ = 0;
+  std::size_t tombs_ = 0;
+};
+
 struct UnitOfWork::State {
   Hooks hooks;
   bool autoflush = true;
@@ -64,7 +109,7 @@ struct UnitOfWork::State {
   std::deque<Entry> entries;
   std::size_t dead = 0;
   // Per entity: primary key text → the entry.
-  std::unordered_map<const EntityInfo*, std::unordered_map<std::string, Entry*>> identity;
+  std::unordered_map<const EntityInfo*, KeyIndex> identity;
   // Object address → entry, built lazily: loading many rows pays for the identity map only, and this index
   // catches up with entries[indexed…] at the first lookup by object.
   std::unordered_map<const void*, Entry*> by_object;
@@ -85,9 +130,7 @@ struct UnitOfWork::State {
   }
   void remove(Entry& e) {
     if (!e.key.empty()) {
-      auto& ids = identity[e.info];
-      auto hit = ids.find(e.key);
-      if (hit != ids.end() && hit->second == &e) ids.erase(hit);
+      identity[e.info].erase(e.key, &e);
     }
     auto it = by_object.find(e.obj.get());
     if (it != by_object.end() && it->second == &e) by_object.erase(it);
@@ -118,7 +161,7 @@ struct UnitOfWork::State {
     indexed = 0;
     for (auto& [info, ids] : identity) ids.clear();
     for (auto& e : entries) {
-      if (!e.key.empty() && e.status != Entry::Status::kDeleted) identity[e.info][e.key] = &e;
+      if (!e.key.empty() && e.status != Entry::Status::kDeleted) identity[e.info].insert(e.key, &e);
     }
   }
   void clear() {
@@ -259,21 +302,25 @@ namespace {
 // that primary key (refreshed from the row when it was expired), or null when the key is NULL (outer join).
 struct RowLoader {
   UnitOfWork::State& state;
-  std::unordered_map<std::string, UnitOfWork::Entry*>& identity;
+  KeyIndex& identity;
   const std::vector<std::shared_ptr<LazyLoader>>& loaders;
   const EntityInfo& info;
   const std::shared_ptr<PGresult>& pg;
   bool populate_existing = false;
 
   std::shared_ptr<void> operator()(int row, int offset) const;
+  void prefetch(int row, int offset) const {
+    RawField pk = raw_field(pg.get(), row, offset + static_cast<int>(info.pk));
+    if (!pk.null) identity.prefetch(pk.view());
+  }
 };
 
 std::shared_ptr<void> RowLoader::operator()(int row, int offset) const {
   RawField pk = raw_field(pg.get(), row, offset + static_cast<int>(info.pk));
   if (pk.null) return nullptr;
-  auto [slot, fresh] = identity.try_emplace(std::string(pk.view()), nullptr);
-  if (!fresh) {
-    auto& e = *slot->second;
+  KeyIndex::Probe probe = identity.lookup(pk.view());
+  if (UnitOfWork::Entry* hit = probe.found) {
+    auto& e = *hit;
     if (e.expired || populate_existing) {
       info.load(e.obj.get(), pg.get(), row, offset);
       e.snapshot = pg;
@@ -293,8 +340,9 @@ std::shared_ptr<void> RowLoader::operator()(int row, int offset) const {
   e.snapshot = pg;
   e.snapshot_row = row;
   e.snapshot_offset = offset;
-  e.key = slot->first;
-  slot->second = &state.append(std::move(e));
+  e.key = std::string(pk.view());
+  UnitOfWork::Entry& added = state.append(std::move(e));
+  identity.fill(probe, &added);
   return obj;
 }
 
@@ -345,8 +393,8 @@ std::vector<std::shared_ptr<void>> UnitOfWork::load_relationship(const EntityInf
     if (fk.is_null()) return {};
     // A many-to-one whose target is in the identity map needs no query.
     auto& ids = state_->identity[&target];
-    auto hit = ids.find(*fk.data());
-    if (hit != ids.end() && !hit->second->expired) return {hit->second->obj};
+    Entry* hit = ids.find(*fk.data());
+    if (hit != nullptr && !hit->expired) return {hit->obj};
     s.where.push_back(binary_node("=", column_node(target, target.pk), param_node(std::move(fk))));
   }
   Loaded loaded = select(s);
@@ -370,11 +418,14 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
     if (info == nullptr) continue;
     // Growing the map once rather than rehashing along the way halves the cost of big loads; a low load
     // factor keeps most lookups of new keys to one empty bucket.
-    state_->identity[info].max_load_factor(0.5f);
-    state_->identity[info].reserve(state_->identity[info].size() + static_cast<std::size_t>(rows));
+    state_->identity[info].reserve(static_cast<std::size_t>(rows));
     RowLoader load{*state_, state_->identity[info], loaders_for(state_->loaders, self, *info), *info, pg};
     const int offset = out.layout.item_offsets[i];
-    for (int r = 0; r < rows; ++r) out.objects[static_cast<std::size_t>(r) * out.items + i] = load(r, offset);
+    constexpr int kAhead = 8;  // rows whose identity-map slot is fetched ahead of use
+    for (int r = 0; r < rows; ++r) {
+      if (r + kAhead < rows) load.prefetch(r + kAhead, offset);
+      out.objects[static_cast<std::size_t>(r) * out.items + i] = load(r, offset);
+    }
   }
   // joinedload: children from the joined columns, grouped per parent in row order.
   for (std::size_t o = 0; o < s.options.size(); ++o) {
@@ -469,8 +520,8 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
       for (const auto& p : parents) {
         client::Value v = opt.owner->encode(p.get(), fk);
         if (v.is_null()) continue;
-        auto hit = ids.find(*v.data());
-        if (hit != ids.end() && !hit->second->expired) continue;
+        Entry* hit = ids.find(*v.data());
+        if (hit != nullptr && !hit->expired) continue;
         if (asked.insert(*v.data()).second) missing.push_back(std::move(v));
       }
       if (!missing.empty()) {
@@ -484,8 +535,8 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
         client::Value v = opt.owner->encode(p.get(), fk);
         std::vector<std::shared_ptr<void>> one;
         if (!v.is_null()) {
-          auto hit = ids.find(*v.data());
-          if (hit != ids.end()) one.push_back(hit->second->obj);
+          Entry* hit = ids.find(*v.data());
+          if (hit != nullptr) one.push_back(hit->obj);
         }
         rel.set_items(p.get(), std::move(one), false);
       }
@@ -497,9 +548,8 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
 std::shared_ptr<void> UnitOfWork::get(const EntityInfo& info, const client::Value& pk) {
   if (pk.is_null()) return nullptr;
   auto& ids = state_->identity[&info];
-  auto hit = ids.find(*pk.data());
-  if (hit != ids.end()) {
-    auto& e = *hit->second;
+  if (Entry* hit = ids.find(*pk.data())) {
+    auto& e = *hit;
     if (e.status == Entry::Status::kMarkedDeleted) return nullptr;
     if (!e.expired) return e.obj;
   }
@@ -553,12 +603,12 @@ client::Result UnitOfWork::execute_dml(const DmlCore& s) {
   // ones are expired so their next load reads the new values.
   auto& ids = state_->identity[s.entity];
   for (const auto& row : r) {
-    auto hit = ids.find(std::string(row[std::size_t{0}].view()));
-    if (hit == ids.end()) continue;
-    Entry& e = *hit->second;
+    Entry* hit = ids.find(row[std::size_t{0}].view());
+    if (hit == nullptr) continue;
+    Entry& e = *hit;
     if (s.is_delete) {
       e.status = Entry::Status::kDeleted;
-      ids.erase(hit);
+      ids.erase(e.key, &e);
     } else {
       e.expired = true;
     }
@@ -659,7 +709,7 @@ void UnitOfWork::flush() {
           e->inserted_in_transaction = true;
           e->key_from_server = server_key;
           e->key = std::string(raw_field(pg.get(), 0, static_cast<int>(t->pk)).view());
-          state_->identity[t][e->key] = e;
+          state_->identity[t].insert(e->key, e);
         } else if (e->status == Entry::Status::kPersistent) {
           SqlWriter w;
           std::string sets;
@@ -704,7 +754,7 @@ void UnitOfWork::flush() {
                                            (*t)->table, r.rowcount()));
         }
         e->status = Entry::Status::kDeleted;
-        state_->identity[*t].erase(e->key);
+        state_->identity[*t].erase(e->key, e);
       }
     }
   } catch (const client::DBError& err) {
@@ -761,12 +811,90 @@ void UnitOfWork::after_rollback() {
     }
     if (e.status == Entry::Status::kMarkedDeleted || e.status == Entry::Status::kDeleted) {
       e.status = Entry::Status::kPersistent;
-      state_->identity[e.info][e.key] = &e;
+      state_->identity[e.info].insert(e.key, &e);
     }
     e.expired = true;
     reset_relationships(loaders_for(state_->loaders, self, *e.info), *e.info, e.obj.get());
   }
   state_->compact();
+}
+
+// --- KeyIndex --------------------------------------------------------------------------------------------
+
+std::size_t KeyIndex::probe(std::string_view key, std::size_t hash) const {
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t free = static_cast<std::size_t>(-1);
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.entry == nullptr) return free != static_cast<std::size_t>(-1) ? free : i;
+    if (s.entry == tombstone()) {
+      if (free == static_cast<std::size_t>(-1)) free = i;
+    } else if (s.hash == hash && s.entry->key == key) {
+      return i;
+    }
+  }
+}
+
+UnitOfWork::Entry* KeyIndex::find(std::string_view key) const {
+  if (used_ == 0) return nullptr;
+  const Slot& s = slots_[probe(key, std::hash<std::string_view>{}(key))];
+  return s.entry == tombstone() ? nullptr : s.entry;
+}
+
+KeyIndex::Probe KeyIndex::lookup(std::string_view key) {
+  if ((used_ + tombs_ + 1) * 2 > slots_.size()) grow(std::max<std::size_t>(16, (used_ + 1) * 4));
+  Probe p;
+  p.hash = std::hash<std::string_view>{}(key);
+  p.slot = probe(key, p.hash);
+  UnitOfWork::Entry* e = slots_[p.slot].entry;
+  p.found = e == tombstone() ? nullptr : e;
+  return p;
+}
+
+void KeyIndex::insert(std::string_view key, UnitOfWork::Entry* e) {
+  Probe p = lookup(key);
+  fill(p, e);
+}
+
+void KeyIndex::fill(const Probe& p, UnitOfWork::Entry* e) {
+  std::size_t hash = p.hash;
+  Slot& s = slots_[p.slot];
+  if (s.entry == nullptr) {
+    ++used_;
+  } else if (s.entry == tombstone()) {
+    ++used_;
+    --tombs_;
+  }
+  s.hash = hash;
+  s.entry = e;
+}
+
+void KeyIndex::erase(std::string_view key, const UnitOfWork::Entry* only) {
+  if (used_ == 0) return;
+  Slot& s = slots_[probe(key, std::hash<std::string_view>{}(key))];
+  if (s.entry == nullptr || s.entry == tombstone() || (only != nullptr && s.entry != only)) return;
+  s.entry = tombstone();
+  --used_;
+  ++tombs_;
+}
+
+void KeyIndex::reserve(std::size_t n) {
+  if ((used_ + tombs_ + n) * 2 > slots_.size()) grow((used_ + n) * 2);
+}
+
+void KeyIndex::grow(std::size_t capacity) {
+  std::size_t size = 16;
+  while (size < capacity) size *= 2;
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(size, Slot{});
+  used_ = 0;
+  tombs_ = 0;
+  for (const Slot& s : old) {
+    if (s.entry == nullptr || s.entry == tombstone()) continue;
+    Slot& t = slots_[probe(s.entry->key, s.hash)];
+    t = s;
+    ++used_;
+  }
 }
 
 [[noreturn]] void throw_no_result() { throw client::NoResultFound("No row was found when one was required"); }
