@@ -346,6 +346,11 @@ TEST_F(IntegrationOrm, LazyLoading) {
   session.close();
   EXPECT_THROW((void)users[1]->posts.size(), DetachedInstanceError);
   EXPECT_EQ(users[0]->posts.size(), 3u);  // loaded before: still there
+
+  // The session filled lone[i]->author without owning it: once the session is gone and nothing else holds the
+  // author, the reference says so rather than dangling.
+  fresh.close();
+  EXPECT_THROW((void)lone[0]->author.get(), DetachedInstanceError);
 }
 
 // selectinload: exactly two SELECTs whatever the number of users (no N+1), collections and back references

@@ -716,10 +716,11 @@ class One {
   One() = default;
   One(std::shared_ptr<T> target) : strong_(std::move(target)) {}  // NOLINT: assignment from a pointer
   One(std::nullptr_t) {}                                          // NOLINT
-  One(const One& o) : strong_(o.strong_), weak_(o.weak_), loaded_(o.loaded_) {}
+  One(const One& o) : strong_(o.strong_), weak_(o.weak_), weak_set_(o.weak_set_), loaded_(o.loaded_) {}
   One& operator=(const One& o) {
     strong_ = o.strong_;
     weak_ = o.weak_;
+    weak_set_ = o.weak_set_;
     loaded_ = o.loaded_;
     lazy_.reset();
     return *this;
@@ -730,13 +731,16 @@ class One {
   One& operator=(std::shared_ptr<T> target) {
     strong_ = std::move(target);
     weak_.reset();
+    weak_set_ = false;
     loaded_ = true;
     lazy_.reset();
     return *this;
   }
 
-  // The target (loading it if needed); null when there is none.
+  // The target (loading it if needed); null when there is none. A target the session filled in and that has
+  // since been freed (its session closed, nothing else holding it) is loaded again, or DetachedInstanceError.
   [[nodiscard]] std::shared_ptr<T> get() const {
+    if (loaded_ && !strong_ && weak_set_ && weak_.expired()) loaded_ = false;
     if (!loaded_) {
       if (!lazy_) detail::throw_detached("reference");
       auto loader = lazy_;
@@ -763,11 +767,12 @@ class One {
     weak_.reset();
     if (owning) {
       strong_ = p;
+      lazy_.reset();
     } else {
-      weak_ = p;
+      weak_ = p;  // the loader stays, to load it again should it go away
     }
+    weak_set_ = !owning && p != nullptr;
     loaded_ = true;
-    lazy_.reset();
   }
   void set_lazy(std::shared_ptr<detail::LazyLoader> loader, const void* parent) {
     lazy_ = std::move(loader);
@@ -775,11 +780,13 @@ class One {
     loaded_ = false;
     strong_.reset();
     weak_.reset();
+    weak_set_ = false;
   }
 
  private:
   mutable std::shared_ptr<T> strong_;
   mutable std::weak_ptr<T> weak_;
+  mutable bool weak_set_ = false;  // weak_ was given a target (so expired means "gone", not "none")
   mutable bool loaded_ = true;
   mutable std::shared_ptr<detail::LazyLoader> lazy_;
   const void* parent_ = nullptr;
