@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
+#include "bench/client/raw_connection.h"
 #include "pooler/client.hpp"
 
 struct BenchRow {
@@ -71,13 +72,8 @@ int main(int argc, char** argv) {
       tx.commit();
     }
 
-    std::string conninfo;
-    for (const auto& [k, v] : engine.url().to_conninfo()) conninfo += fmt::format("{}='{}' ", k, v);
-    PGconn* raw = PQconnectdb(conninfo.c_str());
-    if (PQstatus(raw) != CONNECTION_OK) {
-      std::fprintf(stderr, "raw libpq connect failed: %s", PQerrorMessage(raw));
-      return 1;
-    }
+    PGconn* raw = connect_raw(engine);
+    if (raw == nullptr) return 1;
     const char* sql = "SELECT id, name, email, score, active FROM orm_bench_rows";
     long sink = 0;
     auto raw_load = [&] {

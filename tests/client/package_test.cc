@@ -38,10 +38,7 @@ TEST_F(IntegrationClientPackage, OrmExampleRuns) {
 #ifdef POOLER_HAVE_DAEMON
 // The same ORM example through the pooler daemon in transaction mode: same output.
 TEST_F(IntegrationClientPackage, OrmExampleRunsThroughDaemon) {
-  PoolerConfig config = app_pooler_config(cluster());
-  config.databases[0].pool_mode = "transaction";
-  config.databases[0].pool_size = 2;
-  DaemonProcess daemon(config);
+  DaemonProcess daemon(transaction_mode_config());
   std::vector<std::string> argv = {POOLER_ORM_EXAMPLE, daemon_url(daemon)};
   CommandResult r = run_command(argv, 60s);
   ASSERT_EQ(r.exit_code, 0) << describe(argv, r) << daemon.log();
