@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
+#include "bench/client/raw_connection.h"
 #include "pooler/client.hpp"
 
 namespace {
@@ -45,13 +46,8 @@ int main(int argc, char** argv) {
     auto conn = engine.connect();
     const auto stmt = pooler::text("SELECT :x::int + 1");
 
-    std::string conninfo;
-    for (const auto& [k, v] : engine.url().to_conninfo()) conninfo += fmt::format("{}='{}' ", k, v);
-    PGconn* raw = PQconnectdb(conninfo.c_str());
-    if (PQstatus(raw) != CONNECTION_OK) {
-      std::fprintf(stderr, "raw libpq connect failed: %s", PQerrorMessage(raw));
-      return 1;
-    }
+    PGconn* raw = connect_raw(engine);
+    if (raw == nullptr) return 1;
     long sink = 0;
     auto raw_op = [&](long i) {
       std::string x = std::to_string(i & 0xFFFF);

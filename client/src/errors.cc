@@ -16,6 +16,7 @@ std::string what_text(const ErrorInfo& info) {
   if (!info.detail.empty()) s += "\nDETAIL:  " + info.detail;
   if (!info.hint.empty()) s += "\nHINT:  " + info.hint;
   if (!info.statement.empty()) s += "\n[SQL: " + info.statement + "]";
+  if (!info.instance_repr.empty()) s += "\n[while flushing " + info.instance_repr + "]";
   return s;
 }
 

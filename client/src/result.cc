@@ -94,6 +94,7 @@ bool Row::contains(std::string_view name) const { return data_->find(name) >= 0;
 // --- Result ---------------------------------------------------------------------------------------------
 
 Result::Result(pg_result* result) : data_(make_data(result)) {}
+std::shared_ptr<pg_result> Result::driver_result() const { return data_ ? data_->pg : nullptr; }
 
 std::size_t Result::size() const { return data_ ? static_cast<std::size_t>(data_->rows) : 0; }
 

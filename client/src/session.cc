@@ -1,4 +1,5 @@
-// Session: autobegin, commit/rollback/close over one leased Connection at a time.
+// Session: autobegin, commit/rollback/close over one leased Connection at a time, and the ORM's unit of work
+// told about each transaction's end.
 #include "pooler/session.hpp"
 
 namespace pooler::client {
@@ -9,6 +10,26 @@ struct Session::Impl {
   std::optional<Connection> conn;  // present while a transaction is in progress
   std::uint64_t serial = 0;        // bumped at every transaction end, so stale SessionTransactions do nothing
   bool explicit_begin = false;
+  std::shared_ptr<orm::detail::UnitOfWork> uow;
+
+  // The unit of work runs its statements here; Impl's address is stable (Session moves its unique_ptr).
+  void make_unit_of_work() {
+    orm::detail::UnitOfWork::Hooks hooks;
+    hooks.execute = [this](const orm::Compiled& c) { return ensure(options.autobegin).exec_driver_sql(c.sql, c.params); };
+    hooks.rollback_database = [this] { rollback_database(); };
+    uow = std::make_shared<orm::detail::UnitOfWork>(std::move(hooks), options.autoflush);
+  }
+  void rollback_database() {
+    if (conn) {
+      try {
+        conn->rollback();
+      } catch (...) {
+        end();
+        throw;
+      }
+    }
+    end();
+  }
 
   Connection& ensure(bool autobegin) {
     if (!conn) {
@@ -29,7 +50,9 @@ struct Session::Impl {
 };
 
 Session::Session(Engine engine, SessionOptions options)
-    : impl_(std::make_unique<Impl>(Impl{std::move(engine), options, std::nullopt, 0, false})) {}
+    : impl_(std::make_unique<Impl>(Impl{std::move(engine), options, std::nullopt, 0, false, nullptr})) {
+  impl_->make_unit_of_work();
+}
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&& other) noexcept {
   if (this != &other) {
@@ -43,6 +66,7 @@ Session::~Session() {
 }
 
 Result Session::execute(const TextClause& statement, const Params& params) {
+  impl_->uow->autoflush();
   return impl_->ensure(impl_->options.autobegin).execute(statement, params);
 }
 
@@ -56,6 +80,7 @@ SessionTransaction Session::begin() {
 Transaction Session::begin_nested() { return impl_->ensure(impl_->options.autobegin).begin_nested(); }
 
 void Session::commit() {
+  impl_->uow->flush();
   if (impl_->conn) {
     try {
       impl_->conn->commit();
@@ -65,21 +90,27 @@ void Session::commit() {
     }
   }
   impl_->end();
+  impl_->uow->after_commit(impl_->options.expire_on_commit);
 }
 
 void Session::rollback() {
-  if (impl_->conn) {
-    try {
-      impl_->conn->rollback();
-    } catch (...) {
-      impl_->end();
-      throw;
-    }
+  try {
+    impl_->rollback_database();
+  } catch (...) {
+    impl_->uow->after_rollback();
+    throw;
   }
-  impl_->end();
+  impl_->uow->after_rollback();
 }
 
-void Session::close() { impl_->end(); }
+void Session::close() {
+  impl_->end();
+  impl_->uow->expunge_all();
+}
+void Session::flush() { impl_->uow->flush(); }
+void Session::expire_all() { impl_->uow->expire_all(); }
+void Session::expunge_all() { impl_->uow->expunge_all(); }
+orm::detail::UnitOfWork& Session::unit_of_work() const { return *impl_->uow; }
 bool Session::in_transaction() const { return impl_->conn.has_value(); }
 Connection& Session::connection() { return impl_->ensure(impl_->options.autobegin); }
 const Engine& Session::bind() const { return impl_->engine; }

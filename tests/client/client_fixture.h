@@ -30,6 +30,14 @@ class ClientClusterTest : public ::testing::Test {
                        query.empty() ? "" : "&", query);
   }
 
+  // The app pool in transaction mode (the mode that matters for a client library), with a small pool.
+  static PoolerConfig transaction_mode_config(int pool_size = 2) {
+    PoolerConfig config = app_pooler_config(*cluster_);
+    config.databases[0].pool_mode = "transaction";
+    config.databases[0].pool_size = pool_size;
+    return config;
+  }
+
   static inline std::unique_ptr<PgCluster> cluster_;
 };
 

@@ -22,6 +22,30 @@ TEST_F(IntegrationClientPackage, ExampleRuns) {
       << r.out;
 }
 
+constexpr const char* kOrmExampleOutput =
+    "ann has id 1\nactive: root\nactive: ann\nadmin: bob\nadmin: root\nactive users: 2\nann wrote hello\n"
+    "ann wrote again\nidentity map: same object\nann: 2 posts\nroot: 0 posts\nbob: 0 posts\n"
+    "duplicate refused: SQLSTATE 23505\nusers: 3\n";
+
+// client/examples/orm_quickstart runs to completion against the test server.
+TEST_F(IntegrationClientPackage, OrmExampleRuns) {
+  std::vector<std::string> argv = {POOLER_ORM_EXAMPLE, url()};
+  CommandResult r = run_command(argv, 60s);
+  ASSERT_EQ(r.exit_code, 0) << describe(argv, r);
+  EXPECT_EQ(r.out, kOrmExampleOutput);
+}
+
+#ifdef POOLER_HAVE_DAEMON
+// The same ORM example through the pooler daemon in transaction mode: same output.
+TEST_F(IntegrationClientPackage, OrmExampleRunsThroughDaemon) {
+  DaemonProcess daemon(transaction_mode_config());
+  std::vector<std::string> argv = {POOLER_ORM_EXAMPLE, daemon_url(daemon)};
+  CommandResult r = run_command(argv, 60s);
+  ASSERT_EQ(r.exit_code, 0) << describe(argv, r) << daemon.log();
+  EXPECT_EQ(r.out, kOrmExampleOutput);
+}
+#endif
+
 // cmake --install (component client), then find_package(pooler) from a separate project; pkg-config too.
 TEST_F(IntegrationClientPackage, InstalledPackageWorksOutOfTree) {
   TempDir dir("pooler-client-package-");

@@ -127,10 +127,7 @@ TEST_F(IntegrationClientTypes, RoundTripDirect) { round_trip(url()); }
 // Through the pooler daemon in transaction mode: the same round trip, then transactions, savepoints and
 // errors behave the same.
 TEST_F(IntegrationClientTypes, RoundTripThroughDaemon) {
-  PoolerConfig config = app_pooler_config(cluster());
-  config.databases[0].pool_mode = "transaction";
-  config.databases[0].pool_size = 2;
-  DaemonProcess daemon(config);
+  DaemonProcess daemon(transaction_mode_config());
   round_trip(daemon_url(daemon));
 
   auto engine = create_engine(daemon_url(daemon), {.pool_size = 3});

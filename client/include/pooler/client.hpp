@@ -9,6 +9,7 @@
 #include "pooler/connection.hpp"
 #include "pooler/engine.hpp"
 #include "pooler/errors.hpp"
+#include "pooler/orm.hpp"
 #include "pooler/result.hpp"
 #include "pooler/session.hpp"
 #include "pooler/text.hpp"

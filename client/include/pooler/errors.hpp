@@ -5,6 +5,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <typeinfo>
 
 namespace pooler {
 inline namespace client {
@@ -71,6 +72,11 @@ struct ErrorInfo {
   std::string table{};
   std::string column{};
   bool connection_invalidated = false;  // the connection was lost and has been discarded from the pool
+  // Set when a Session flush failed: the mapped object whose statement failed, its type and a description
+  // ("users object (id=NULL, name='ann', …)").
+  std::shared_ptr<void> instance{};
+  const std::type_info* instance_type = nullptr;
+  std::string instance_repr{};
 };
 
 // An error reported by the database or the driver (DBAPI's Error; SQLAlchemy's DBAPIError).
@@ -85,6 +91,12 @@ class DBError : public Error {
   [[nodiscard]] const ErrorInfo& info() const { return *info_; }
   // SQLAlchemy's DBAPIError.connection_invalidated: the error was a disconnect.
   [[nodiscard]] bool connection_invalidated() const { return info_->connection_invalidated; }
+  // The object a failed Session flush was writing, when it is a T (null otherwise).
+  template <class T>
+  [[nodiscard]] std::shared_ptr<T> instance() const {
+    if (info_->instance_type == nullptr || *info_->instance_type != typeid(T)) return nullptr;
+    return std::static_pointer_cast<T>(info_->instance);
+  }
 
  private:
   std::shared_ptr<const ErrorInfo> info_;  // shared so copies (exceptions are copied) stay cheap

@@ -186,6 +186,9 @@ class Result {
   // The same rows narrowed to these columns, in this order (by name or position).
   [[nodiscard]] Result columns(std::initializer_list<std::string_view> names) const;
   [[nodiscard]] Result columns(std::initializer_list<int> positions) const;
+  // The libpq result itself, shared (the ORM's row loader reads it directly; columns() narrowing does not
+  // apply to it). Null for a default-constructed Result.
+  [[nodiscard]] std::shared_ptr<pg_result> driver_result() const;
 
  private:
   explicit Result(std::shared_ptr<const detail::ResultData> data) : data_(std::move(data)) {}

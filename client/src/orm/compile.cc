@@ -1,0 +1,356 @@
+// The SQL compiler: expression trees and SELECT/UPDATE/DELETE cores to PostgreSQL text with $n parameters.
+// Identifiers are always double-quoted; values are always parameters.
+#include <algorithm>
+#include <functional>
+#include <unordered_set>
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
+#include "client/src/orm/compile.h"
+#include "pooler/orm/statement.hpp"
+
+namespace pooler::orm::detail {
+
+std::string ddl_type(IntegerType t, bool serial) { return std::string(serial ? t.serial_name : t.ddl_name); }
+std::string ddl_type(BigIntegerType t, bool serial) { return std::string(serial ? t.serial_name : t.ddl_name); }
+std::string ddl_type(SmallIntegerType t, bool serial) { return std::string(serial ? t.serial_name : t.ddl_name); }
+std::string ddl_type(StringType t, bool) { return t.length > 0 ? fmt::format("VARCHAR({})", t.length) : "VARCHAR"; }
+std::string ddl_type(NumericType t, bool) {
+  if (t.precision == 0) return "NUMERIC";
+  return fmt::format("NUMERIC({}, {})", t.precision, t.scale);
+}
+
+RawField raw_field(const void* pg_result, int row, int column) {
+  const auto* r = static_cast<const PGresult*>(pg_result);
+  RawField f;
+  f.null = PQgetisnull(r, row, column) != 0;
+  f.data = PQgetvalue(r, row, column);
+  f.size = static_cast<std::size_t>(PQgetlength(r, row, column));
+  f.oid = PQftype(r, column);
+  return f;
+}
+
+void throw_detached(std::string_view what) {
+  throw DetachedInstanceError(fmt::format(
+      "this {} is not loaded and its parent is not in a session (the session was closed, or the object was "
+      "copied or expunged); load it eagerly (selectinload/joinedload) or access it while the session is open",
+      what));
+}
+
+NodePtr column_node(const EntityInfo& entity, std::size_t column) {
+  auto n = std::make_shared<Node>();
+  n->kind = Node::Kind::kColumn;
+  n->entity = &entity;
+  n->column = column;
+  return n;
+}
+NodePtr param_node(client::Value value) {
+  auto n = std::make_shared<Node>();
+  n->kind = Node::Kind::kParam;
+  n->value = std::move(value);
+  return n;
+}
+NodePtr binary_node(std::string op, NodePtr l, NodePtr r) {
+  auto n = std::make_shared<Node>();
+  n->kind = Node::Kind::kBinary;
+  n->op = std::move(op);
+  n->args = {std::move(l), std::move(r)};
+  return n;
+}
+NodePtr list_node(Node::Kind kind, std::vector<NodePtr> args, std::string op) {
+  auto n = std::make_shared<Node>();
+  n->kind = kind;
+  n->op = std::move(op);
+  n->args = std::move(args);
+  return n;
+}
+
+std::string quote(std::string_view identifier) {
+  std::string out = "\"";
+  for (char c : identifier) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string qualified(std::string_view table, const EntityInfo& e, std::size_t column) {
+  return quote(table) + "." + quote(e.columns[column].name);
+}
+
+std::string SqlWriter::bind(client::Value v) {
+  params.push_back(std::move(v));
+  return fmt::format("${}", params.size());
+}
+
+void SqlWriter::expr(const Node& n, bool nested) {
+  switch (n.kind) {
+    case Node::Kind::kColumn:
+      sql += qualified(n.entity->table, *n.entity, n.column);
+      return;
+    case Node::Kind::kParam:
+      sql += bind(n.value);
+      return;
+    case Node::Kind::kBinary:
+      expr(*n.args[0], true);
+      sql += " " + n.op + " ";
+      expr(*n.args[1], true);
+      return;
+    case Node::Kind::kAnd:
+    case Node::Kind::kOr: {
+      if (n.args.size() == 1) return expr(*n.args[0], nested);
+      bool parens = nested && n.args.size() > 1;
+      if (parens) sql += "(";
+      for (std::size_t i = 0; i < n.args.size(); ++i) {
+        if (i > 0) sql += n.kind == Node::Kind::kAnd ? " AND " : " OR ";
+        expr(*n.args[i], true);
+      }
+      if (parens) sql += ")";
+      return;
+    }
+    case Node::Kind::kNot:
+      sql += "NOT (";
+      expr(*n.args[0], false);
+      sql += ")";
+      return;
+    case Node::Kind::kIsNull:
+      expr(*n.args[0], true);
+      sql += " " + n.op + " NULL";
+      return;
+    case Node::Kind::kIn:
+      if (n.args.size() == 1) {
+        sql += "false";  // IN () over no values matches nothing
+        return;
+      }
+      expr(*n.args[0], true);
+      sql += " IN (";
+      for (std::size_t i = 1; i < n.args.size(); ++i) {
+        if (i > 1) sql += ", ";
+        expr(*n.args[i], true);
+      }
+      sql += ")";
+      return;
+    case Node::Kind::kBetween:
+      expr(*n.args[0], true);
+      sql += " BETWEEN ";
+      expr(*n.args[1], true);
+      sql += " AND ";
+      expr(*n.args[2], true);
+      return;
+    case Node::Kind::kFunction:
+      sql += n.op + "(";
+      if (n.args.empty()) sql += "*";
+      for (std::size_t i = 0; i < n.args.size(); ++i) {
+        if (i > 0) sql += ", ";
+        expr(*n.args[i], false);
+      }
+      sql += ")";
+      return;
+  }
+}
+
+void SqlWriter::conjunction(const std::vector<NodePtr>& terms) {
+  for (std::size_t i = 0; i < terms.size(); ++i) {
+    if (i > 0) sql += " AND ";
+    expr(*terms[i], terms.size() > 1);
+  }
+}
+
+void SqlWriter::entity_columns(const EntityInfo& e, std::string_view table) {
+  for (std::size_t i = 0; i < e.columns.size(); ++i) {
+    if (i > 0) sql += ", ";
+    sql += qualified(table, e, i);
+  }
+}
+
+namespace {
+
+void collect_entities(const Node& n, std::vector<const EntityInfo*>& out) {
+  if (n.kind == Node::Kind::kColumn && std::find(out.begin(), out.end(), n.entity) == out.end()) {
+    out.push_back(n.entity);
+  }
+  for (const auto& a : n.args) collect_entities(*a, out);
+}
+
+bool contains(const std::vector<const EntityInfo*>& v, const EntityInfo* e) {
+  return std::find(v.begin(), v.end(), e) != v.end();
+}
+
+// ON for a join without one: a foreign key from `target` to something in FROM, or the other way round.
+NodePtr derive_on(const EntityInfo& target, const std::vector<const EntityInfo*>& present) {
+  for (const EntityInfo* e : present) {
+    for (std::size_t i = 0; i < target.columns.size(); ++i) {
+      const auto& fk = target.columns[i].foreign;
+      if (fk && &fk->entity() == e) return binary_node("=", column_node(*e, fk->column()), column_node(target, i));
+    }
+    for (std::size_t i = 0; i < e->columns.size(); ++i) {
+      const auto& fk = e->columns[i].foreign;
+      if (fk && &fk->entity() == &target) {
+        return binary_node("=", column_node(target, fk->column()), column_node(*e, i));
+      }
+    }
+  }
+  throw client::InvalidRequestError(
+      fmt::format("Can't find any foreign key relationships between {} and the FROM clause; give join() an ON "
+                  "condition",
+                  target.table));
+}
+
+}  // namespace
+
+// Tables in foreign-key order: referenced before referencing (ties keep first-seen order).
+std::vector<const EntityInfo*> dependency_order(std::vector<const EntityInfo*> types) {
+  std::vector<const EntityInfo*> out;
+  std::unordered_set<const EntityInfo*> done;
+  std::unordered_set<const EntityInfo*> visiting;
+  std::function<void(const EntityInfo*)> visit = [&](const EntityInfo* t) {
+    if (done.contains(t) || visiting.contains(t)) return;  // a cycle: keep the order we have
+    visiting.insert(t);
+    for (const auto& c : t->columns) {
+      if (!c.foreign) continue;
+      const EntityInfo* dep = &c.foreign->entity();
+      if (dep != t && std::find(types.begin(), types.end(), dep) != types.end()) visit(dep);
+    }
+    visiting.erase(t);
+    done.insert(t);
+    out.push_back(t);
+  };
+  for (const EntityInfo* t : types) visit(t);
+  return out;
+}
+
+
+Compiled compile_select(const SelectCore& s, SelectLayout* layout) {
+  SqlWriter w;
+  w.sql = s.distinct ? "SELECT DISTINCT " : "SELECT ";
+  SelectLayout local;
+  SelectLayout& lay = layout != nullptr ? *layout : local;
+  lay.item_offsets.clear();
+  lay.joined_offsets.assign(s.options.size(), -1);
+  lay.joined_items.assign(s.options.size(), -1);
+  int offset = 0;
+  std::vector<const EntityInfo*> froms;
+  for (std::size_t i = 0; i < s.items.size(); ++i) {
+    if (i > 0) w.sql += ", ";
+    lay.item_offsets.push_back(offset);
+    const auto& item = s.items[i];
+    if (item.entity != nullptr) {
+      w.entity_columns(*item.entity, item.entity->table);
+      offset += static_cast<int>(item.entity->columns.size());
+      if (!contains(froms, item.entity)) froms.push_back(item.entity);
+    } else {
+      w.expr(*item.expr, false);
+      offset += 1;
+      collect_entities(*item.expr, froms);
+    }
+  }
+  // joinedload: LEFT OUTER JOIN <target> AS <target>_<n>, its columns after the items'.
+  std::string eager_joins;
+  for (std::size_t o = 0; o < s.options.size(); ++o) {
+    const auto& opt = s.options[o];
+    if (opt.kind != LoaderOption::Kind::kJoined) continue;
+    int item = -1;
+    for (std::size_t i = 0; i < s.items.size(); ++i) {
+      if (s.items[i].entity == opt.owner) {
+        item = static_cast<int>(i);
+        break;
+      }
+    }
+    if (item < 0) continue;  // the option names an entity not selected: nothing to load
+    const auto& rel = opt.owner->relationships[opt.relationship];
+    const EntityInfo& target = rel.target();
+    std::string alias = fmt::format("{}_{}", target.table, o + 1);
+    w.sql += ", ";
+    w.entity_columns(target, alias);
+    lay.joined_offsets[o] = offset;
+    lay.joined_items[o] = item;
+    offset += static_cast<int>(target.columns.size());
+    const EntityInfo& child = rel.child();
+    std::size_t fk = rel.fk_column();
+    std::string parent_pk = rel.many ? qualified(opt.owner->table, *opt.owner, opt.owner->pk)
+                                     : qualified(alias, target, target.pk);
+    std::string child_fk = rel.many ? qualified(alias, child, fk) : qualified(opt.owner->table, child, fk);
+    eager_joins += fmt::format(" LEFT OUTER JOIN {} AS {} ON {} = {}", quote(target.table), quote(alias), parent_pk,
+                               child_fk);
+  }
+  // FROM: what the SELECT list names, less what is joined, plus what only WHERE names.
+  std::vector<const EntityInfo*> joined;
+  for (const auto& j : s.joins) joined.push_back(j.target);
+  std::vector<const EntityInfo*> where_entities;
+  for (const auto& n : s.where) collect_entities(*n, where_entities);
+  for (const EntityInfo* e : where_entities) {
+    if (!contains(froms, e)) froms.push_back(e);
+  }
+  std::vector<const EntityInfo*> from_list;
+  for (const EntityInfo* e : froms) {
+    if (!contains(joined, e) || e == froms.front()) from_list.push_back(e);
+  }
+  if (!from_list.empty()) {
+    w.sql += " FROM ";
+    for (std::size_t i = 0; i < from_list.size(); ++i) {
+      if (i > 0) w.sql += ", ";
+      w.sql += quote(from_list[i]->table);
+    }
+  }
+  std::vector<const EntityInfo*> present = from_list;
+  for (const auto& j : s.joins) {
+    NodePtr on = j.on ? j.on : derive_on(*j.target, present);
+    w.sql += j.outer ? " LEFT OUTER JOIN " : " JOIN ";
+    w.sql += quote(j.target->table) + " ON ";
+    w.expr(*on, false);
+    present.push_back(j.target);
+  }
+  w.sql += eager_joins;
+  if (!s.where.empty()) {
+    w.sql += " WHERE ";
+    w.conjunction(s.where);
+  }
+  if (!s.group_by.empty()) {
+    w.sql += " GROUP BY ";
+    for (std::size_t i = 0; i < s.group_by.size(); ++i) {
+      if (i > 0) w.sql += ", ";
+      w.expr(*s.group_by[i], false);
+    }
+  }
+  if (!s.having.empty()) {
+    w.sql += " HAVING ";
+    w.conjunction(s.having);
+  }
+  if (!s.order_by.empty()) {
+    w.sql += " ORDER BY ";
+    for (std::size_t i = 0; i < s.order_by.size(); ++i) {
+      if (i > 0) w.sql += ", ";
+      w.expr(*s.order_by[i].expr, true);
+      if (!s.order_by[i].bare) w.sql += s.order_by[i].descending ? " DESC" : " ASC";
+    }
+  }
+  if (s.limit) w.sql += " LIMIT " + w.bind(client::Value(*s.limit));
+  if (s.offset) w.sql += " OFFSET " + w.bind(client::Value(*s.offset));
+  return Compiled{std::move(w.sql), std::move(w.params)};
+}
+
+Compiled compile_dml(const DmlCore& s, bool returning_pk) {
+  SqlWriter w;
+  const EntityInfo& e = *s.entity;
+  if (s.is_delete) {
+    w.sql = "DELETE FROM " + quote(e.table);
+  } else {
+    if (s.values.empty()) throw client::ArgumentError("update(): no values() to SET");
+    w.sql = "UPDATE " + quote(e.table) + " SET ";
+    for (std::size_t i = 0; i < s.values.size(); ++i) {
+      if (i > 0) w.sql += ", ";
+      w.sql += quote(e.columns[s.values[i].first].name) + " = ";
+      w.expr(*s.values[i].second, true);
+    }
+  }
+  if (!s.where.empty()) {
+    w.sql += " WHERE ";
+    w.conjunction(s.where);
+  }
+  if (returning_pk) w.sql += " RETURNING " + qualified(e.table, e, e.pk);
+  return Compiled{std::move(w.sql), std::move(w.params)};
+}
+
+}  // namespace pooler::orm::detail

@@ -1,0 +1,905 @@
+// The unit of work behind Session's ORM methods: which objects the session holds and in which state, the
+// identity map (one object per primary key), flush (INSERT/UPDATE/DELETE in foreign-key order, UPDATE of
+// changed columns only), and loading (rows into objects, lazy/selectin/joined relationships).
+#include <algorithm>
+#include <cxxabi.h>
+#include <deque>
+#include <unordered_set>
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
+#include "client/src/orm/compile.h"
+#include "pooler/orm/unit_of_work.hpp"
+
+namespace pooler::orm::detail {
+
+namespace {
+constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+}
+
+// One object the session holds. States: kPending (added, not yet INSERTed; enters at add()), kPersistent
+// (has a row: loaded, or INSERTed by a flush), kMarkedDeleted (delete_() of a persistent object, DELETEd at the
+// next flush), kDeleted (DELETEd, out of the identity map; dropped at commit, back to persistent at rollback).
+// An entry leaves (becomes a tombstone: `dead`) at expunge, close, commit (kDeleted) and at rollback when its
+// INSERT is undone.
+struct UnitOfWork::Entry {
+  enum class Status { kPending, kPersistent, kMarkedDeleted, kDeleted };
+  std::shared_ptr<void> obj;
+  const EntityInfo* info = nullptr;
+  Status status = Status::kPending;
+  std::shared_ptr<PGresult> snapshot;  // the row last read or written (columns at snapshot_offset…)
+  int snapshot_row = 0;
+  int snapshot_offset = 0;
+  bool expired = false;
+  bool inserted_in_transaction = false;
+  bool key_from_server = false;  // the primary key was assigned by the server's sequence
+  std::string key;               // primary key text, once persistent
+  bool dead = false;             // removed; skipped until State::compact() drops it
+};
+
+// Resolves relationships of objects this session loaded, on first access.
+class RelationshipLoader final : public LazyLoader {
+ public:
+  RelationshipLoader(std::weak_ptr<UnitOfWork> uow, const EntityInfo* owner, std::size_t rel)
+      : uow_(std::move(uow)), owner_(owner), rel_(rel) {}
+  std::vector<std::shared_ptr<void>> load(const void* parent) override {
+    auto uow = uow_.lock();
+    if (!uow) throw_detached(owner_->relationships[rel_].many ? "collection" : "reference");
+    return uow->load_relationship(*owner_, rel_, parent);
+  }
+
+ private:
+  std::weak_ptr<UnitOfWork> uow_;
+  const EntityInfo* owner_;
+  std::size_t rel_;
+};
+
+// Primary key text → entry, by open addressing (linear probing over {hash, entry} slots): a lookup of a new key
+// usually touches one slot, where std::unordered_map walks nodes scattered over the heap — the difference
+// shows when a query loads 100k rows.
+class KeyIndex {
+ public:
+  [[nodiscard]] UnitOfWork::Entry* find(std::string_view key) const;
+  // One probe for "find, else add": `found` is the entry, or null and fill() adds one where the probe ended
+  // (valid until the next insert or erase).
+  struct Probe {
+    std::size_t slot = 0;
+    std::size_t hash = 0;
+    UnitOfWork::Entry* found = nullptr;
+  };
+  Probe lookup(std::string_view key);
+  void fill(const Probe& p, UnitOfWork::Entry* e);
+  // Starts fetching the slot key's lookup will read first (big loads stall on that cache miss otherwise).
+  void prefetch(std::string_view key) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[std::hash<std::string_view>{}(key) & (slots_.size() - 1)]);
+  }
+  // Maps key to e (replacing what it mapped to).
+  void insert(std::string_view key, UnitOfWork::Entry* e);
+  // Unmaps key if it maps to `only` (any entry when only is null).
+  void erase(std::string_view key, const UnitOfWork::Entry* only = nullptr);
+  void reserve(std::size_t n);
+  void clear() {
+    slots_.clear();
+    used_ = 0;
+    tombs_ = 0;
+  }
+
+ private:
+  struct Slot {
+    std::size_t hash = 0;
+    UnitOfWork::Entry* entry = nullptr;  // null: empty; tombstone(): erased
+  };
+  static UnitOfWork::Entry* tombstone() { return reinterpret_cast<UnitOfWork::Entry*>(alignof(UnitOfWork::Entry)); }
+  // The slot holding key, or the slot to put it in.
+  std::size_t probe(std::string_view key, std::size_t hash) const;
+  void grow(std::size_t capacity);
+
+  std::vector<Slot> slots_;  // size is 0 or a power of two, kept at most half full (tombstones included)
+  std::size_t used_ = 0;
+  std::size_t tombs_ = 0;
+};
+
+struct UnitOfWork::State {
+  Hooks hooks;
+  bool autoflush = true;
+  bool flushing = false;
+  // Every entry in the order the session met its object (INSERTs of one table go in this order). A deque, so
+  // entries stay put while it grows and Entry* below stay valid until compact().
+  std::deque<Entry> entries;
+  std::size_t dead = 0;
+  // Per entity: primary key text → the entry.
+  std::unordered_map<const EntityInfo*, KeyIndex> identity;
+  // Object address → entry, built lazily: loading many rows pays for the identity map only, and this index
+  // catches up with entries[indexed…] at the first lookup by object.
+  std::unordered_map<const void*, Entry*> by_object;
+  std::size_t indexed = 0;
+  std::unordered_map<const EntityInfo*, std::vector<std::shared_ptr<LazyLoader>>> loaders;
+
+  Entry* find(const void* obj) {
+    for (; indexed < entries.size(); ++indexed) {
+      Entry& e = entries[indexed];
+      if (!e.dead) by_object[e.obj.get()] = &e;
+    }
+    auto it = by_object.find(obj);
+    return it == by_object.end() ? nullptr : it->second;
+  }
+  Entry& append(Entry e) {
+    entries.push_back(std::move(e));
+    return entries.back();
+  }
+  void remove(Entry& e) {
+    if (!e.key.empty()) {
+      identity[e.info].erase(e.key, &e);
+    }
+    auto it = by_object.find(e.obj.get());
+    if (it != by_object.end() && it->second == &e) by_object.erase(it);
+    e.dead = true;
+    e.obj.reset();
+    e.snapshot.reset();
+    ++dead;
+  }
+  // Live entries, in order (a snapshot: entries appended meanwhile are not in it).
+  std::vector<Entry*> live() {
+    std::vector<Entry*> v;
+    v.reserve(entries.size() - dead);
+    for (auto& e : entries) {
+      if (!e.dead) v.push_back(&e);
+    }
+    return v;
+  }
+  // Drops tombstones (invalidates every Entry*; call only between operations).
+  void compact() {
+    if (dead == 0) return;
+    std::deque<Entry> kept;
+    for (auto& e : entries) {
+      if (!e.dead) kept.push_back(std::move(e));
+    }
+    entries.swap(kept);
+    dead = 0;
+    by_object.clear();
+    indexed = 0;
+    for (auto& [info, ids] : identity) ids.clear();
+    for (auto& e : entries) {
+      if (!e.key.empty() && e.status != Entry::Status::kDeleted) identity[e.info].insert(e.key, &e);
+    }
+  }
+  void clear() {
+    entries.clear();
+    dead = 0;
+    identity.clear();
+    by_object.clear();
+    indexed = 0;
+  }
+};
+
+namespace {
+
+std::string demangle(const std::string& name) {
+  int status = 0;
+  char* s = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
+  std::string out = status == 0 && s != nullptr ? s : name;
+  std::free(s);  // NOLINT: allocated by __cxa_demangle
+  return out;
+}
+
+std::string repr(const EntityInfo& info, const void* obj) {
+  std::string s = fmt::format("{} object (table {}:", demangle(info.type->name()), info.table);
+  for (std::size_t i = 0; i < info.columns.size(); ++i) {
+    s += fmt::format("{} {}={}", i == 0 ? "" : ",", info.columns[i].name, info.encode(obj, i).repr());
+  }
+  return s + ")";
+}
+
+}  // namespace
+
+UnitOfWork::UnitOfWork(Hooks hooks, bool autoflush) : state_(std::make_unique<State>()) {
+  state_->hooks = std::move(hooks);
+  state_->autoflush = autoflush;
+}
+UnitOfWork::~UnitOfWork() = default;
+
+// --- object bookkeeping ----------------------------------------------------------------------------------
+
+namespace {
+
+const std::vector<std::shared_ptr<LazyLoader>>& loaders_for(
+    std::unordered_map<const EntityInfo*, std::vector<std::shared_ptr<LazyLoader>>>& cache,
+    const std::weak_ptr<UnitOfWork>& uow, const EntityInfo& info) {
+  auto& v = cache[&info];
+  if (v.size() != info.relationships.size()) {
+    v.clear();
+    for (std::size_t i = 0; i < info.relationships.size(); ++i) {
+      v.push_back(std::make_shared<RelationshipLoader>(uow, &info, i));
+    }
+  }
+  return v;
+}
+
+}  // namespace
+
+void UnitOfWork::add(const EntityInfo& info, std::shared_ptr<void> obj) {
+  if (!obj) throw client::ArgumentError("add(): null object");
+  if (Entry* held = state_->find(obj.get())) {
+    if (held->status == Entry::Status::kMarkedDeleted) held->status = Entry::Status::kPersistent;
+    return;  // already held: add() is idempotent, as in SQLAlchemy
+  }
+  const void* address = obj.get();
+  Entry e;
+  e.info = &info;
+  e.obj = std::move(obj);
+  Entry* added = &state_->append(std::move(e));
+  state_->by_object[address] = added;  // find() above caught the index up, so it stays complete
+  state_->indexed = state_->entries.size();
+}
+
+void UnitOfWork::delete_(const EntityInfo&, const void* obj) {
+  Entry* e = state_->find(obj);
+  if (e == nullptr) {
+    throw UnmappedInstanceError("delete_(): the object is not in this session (load it or add it first)");
+  }
+  if (e->status == Entry::Status::kPending) {
+    state_->remove(*e);  // never written: just forget it
+    return;
+  }
+  if (e->status == Entry::Status::kPersistent) e->status = Entry::Status::kMarkedDeleted;
+}
+
+bool UnitOfWork::contains(const void* obj) const {
+  const Entry* e = state_->find(obj);
+  return e != nullptr && e->status != Entry::Status::kDeleted;
+}
+
+std::size_t UnitOfWork::size() const { return state_->entries.size() - state_->dead; }
+
+bool UnitOfWork::is_modified(const void* obj) const {
+  const Entry* found = state_->find(obj);
+  if (found == nullptr) return false;
+  const Entry& e = *found;
+  if (e.status != Entry::Status::kPersistent) return e.status != Entry::Status::kDeleted;
+  for (std::size_t i = 0; i < e.info->columns.size(); ++i) {
+    if (e.info->differs(obj, i, raw_field(e.snapshot.get(), e.snapshot_row, e.snapshot_offset + static_cast<int>(i)))) {
+      return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+// Back to "not loaded" (loaded again on next access), as expiring does in SQLAlchemy.
+void reset_relationships(const std::vector<std::shared_ptr<LazyLoader>>& loaders, const EntityInfo& info, void* obj) {
+  for (std::size_t i = 0; i < info.relationships.size(); ++i) info.relationships[i].set_lazy(obj, loaders[i]);
+}
+}  // namespace
+
+void UnitOfWork::expire(const void* obj) {
+  Entry* e = state_->find(obj);
+  if (e == nullptr) throw UnmappedInstanceError("expire(): the object is not in this session");
+  if (e->status == Entry::Status::kPending) return;
+  e->expired = true;
+  reset_relationships(loaders_for(state_->loaders, weak_from_this(), *e->info), *e->info, e->obj.get());
+}
+
+void UnitOfWork::expire_all() {
+  for (auto& e : state_->entries) {
+    if (e.dead || e.status == Entry::Status::kPending) continue;
+    e.expired = true;
+    reset_relationships(loaders_for(state_->loaders, weak_from_this(), *e.info), *e.info, e.obj.get());
+  }
+}
+
+void UnitOfWork::expunge(const void* obj) {
+  if (Entry* e = state_->find(obj)) state_->remove(*e);
+}
+
+void UnitOfWork::expunge_all() { state_->clear(); }
+
+// --- loading ---------------------------------------------------------------------------------------------
+
+namespace {
+
+// Identity-map-aware load of one entity from columns [offset, …) of a row. Returns the session's object for
+// that primary key (refreshed from the row when it was expired), or null when the key is NULL (outer join).
+struct RowLoader {
+  UnitOfWork::State& state;
+  KeyIndex& identity;
+  const std::vector<std::shared_ptr<LazyLoader>>& loaders;
+  const EntityInfo& info;
+  const std::shared_ptr<PGresult>& pg;
+  bool populate_existing = false;
+
+  std::shared_ptr<void> operator()(int row, int offset) const;
+  void prefetch(int row, int offset) const {
+    RawField pk = raw_field(pg.get(), row, offset + static_cast<int>(info.pk));
+    if (!pk.null) identity.prefetch(pk.view());
+  }
+};
+
+std::shared_ptr<void> RowLoader::operator()(int row, int offset) const {
+  RawField pk = raw_field(pg.get(), row, offset + static_cast<int>(info.pk));
+  if (pk.null) return nullptr;
+  KeyIndex::Probe probe = identity.lookup(pk.view());
+  if (UnitOfWork::Entry* hit = probe.found) {
+    auto& e = *hit;
+    if (e.expired || populate_existing) {
+      info.load(e.obj.get(), pg.get(), row, offset);
+      e.snapshot = pg;
+      e.snapshot_row = row;
+      e.snapshot_offset = offset;
+      e.expired = false;
+    }
+    return e.obj;
+  }
+  std::shared_ptr<void> obj = info.create();
+  info.load(obj.get(), pg.get(), row, offset);
+  for (std::size_t i = 0; i < info.relationships.size(); ++i) info.relationships[i].set_lazy(obj.get(), loaders[i]);
+  UnitOfWork::Entry e;
+  e.obj = obj;
+  e.info = &info;
+  e.status = UnitOfWork::Entry::Status::kPersistent;
+  e.snapshot = pg;
+  e.snapshot_row = row;
+  e.snapshot_offset = offset;
+  e.key = std::string(pk.view());
+  UnitOfWork::Entry& added = state.append(std::move(e));
+  identity.fill(probe, &added);
+  return obj;
+}
+
+// Sets the back_populates side of each loaded child to point at its parent (weakly for many-to-one).
+void back_populate(const RelationshipInfo& rel, const std::shared_ptr<void>& parent,
+                   const std::vector<std::shared_ptr<void>>& children) {
+  std::size_t back = rel.back();
+  if (back == kNone) return;
+  const auto& other = rel.target().relationships[back];
+  for (const auto& c : children) {
+    if (other.many) continue;  // the other side of a many-to-one is a collection: not filled piecemeal
+    other.set_items(c.get(), {parent}, false);
+  }
+}
+
+client::Value array_of(const std::vector<client::Value>& values) {
+  std::vector<std::optional<std::string>> elements;
+  std::uint32_t type = client::oid::kText;
+  for (const auto& v : values) {
+    if (v.type_oid() != client::oid::kUnknown) type = v.type_oid();
+    elements.push_back(v.data());
+  }
+  std::uint32_t array_type = client::array_oid(type);
+  if (array_type == 0) array_type = client::array_oid(client::oid::kText);
+  return client::Value::text(client::detail::encode_array(elements), array_type);
+}
+
+}  // namespace
+
+std::vector<std::shared_ptr<void>> UnitOfWork::load_relationship(const EntityInfo& owner, std::size_t index,
+                                                                 const void* parent) {
+  Entry* held = state_->find(parent);
+  if (held == nullptr || held->status == Entry::Status::kPending) {
+    throw_detached(owner.relationships[index].many ? "collection" : "reference");
+  }
+  std::shared_ptr<void> parent_obj = held->obj;
+  autoflush();
+  const auto& rel = owner.relationships[index];
+  const EntityInfo& target = rel.target();
+  SelectCore s;
+  s.items.push_back({&target, nullptr});
+  if (rel.many) {
+    client::Value key = owner.encode(parent, owner.pk);
+    s.where.push_back(binary_node("=", column_node(target, rel.fk_column()), param_node(std::move(key))));
+    s.order_by.push_back({column_node(target, target.pk), false, true});
+  } else {
+    client::Value fk = owner.encode(parent, rel.fk_column());
+    if (fk.is_null()) return {};
+    // A many-to-one whose target is in the identity map needs no query.
+    auto& ids = state_->identity[&target];
+    Entry* hit = ids.find(*fk.data());
+    if (hit != nullptr && !hit->expired) return {hit->obj};
+    s.where.push_back(binary_node("=", column_node(target, target.pk), param_node(std::move(fk))));
+  }
+  Loaded loaded = select(s);
+  std::vector<std::shared_ptr<void>> out = std::move(loaded.objects);
+  if (rel.many) back_populate(rel, parent_obj, out);
+  return out;
+}
+
+UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
+  autoflush();
+  Loaded out;
+  Compiled c = compile_select(s, &out.layout);
+  out.result = state_->hooks.execute(c);
+  out.items = s.items.size();
+  std::shared_ptr<PGresult> pg = out.result.driver_result();
+  const int rows = static_cast<int>(out.result.size());
+  out.objects.resize(static_cast<std::size_t>(rows) * out.items);
+  auto self = weak_from_this();
+  for (std::size_t i = 0; i < out.items; ++i) {
+    const EntityInfo* info = s.items[i].entity;
+    if (info == nullptr) continue;
+    // Growing the map once rather than rehashing along the way halves the cost of big loads; a low load
+    // factor keeps most lookups of new keys to one empty bucket.
+    state_->identity[info].reserve(static_cast<std::size_t>(rows));
+    RowLoader load{*state_, state_->identity[info], loaders_for(state_->loaders, self, *info), *info, pg};
+    const int offset = out.layout.item_offsets[i];
+    constexpr int kAhead = 8;  // rows whose identity-map slot is fetched ahead of use
+    for (int r = 0; r < rows; ++r) {
+      if (r + kAhead < rows) load.prefetch(r + kAhead, offset);
+      out.objects[static_cast<std::size_t>(r) * out.items + i] = load(r, offset);
+    }
+  }
+  // joinedload: children from the joined columns, grouped per parent in row order.
+  for (std::size_t o = 0; o < s.options.size(); ++o) {
+    if (out.layout.joined_offsets[o] < 0) continue;
+    const auto& opt = s.options[o];
+    const auto& rel = opt.owner->relationships[opt.relationship];
+    const EntityInfo& target = rel.target();
+    RowLoader load{*state_, state_->identity[&target], loaders_for(state_->loaders, self, target),
+                   target, pg};
+    std::size_t item = static_cast<std::size_t>(out.layout.joined_items[o]);
+    std::vector<std::shared_ptr<void>> parents;
+    std::unordered_map<const void*, std::vector<std::shared_ptr<void>>> children;
+    for (int r = 0; r < rows; ++r) {
+      const auto& parent = out.objects[static_cast<std::size_t>(r) * out.items + item];
+      if (!parent) continue;
+      auto [slot, fresh] = children.try_emplace(parent.get());
+      if (fresh) parents.push_back(parent);
+      auto child = load(r, out.layout.joined_offsets[o]);
+      if (child && std::find(slot->second.begin(), slot->second.end(), child) == slot->second.end()) {
+        slot->second.push_back(std::move(child));
+      }
+    }
+    for (const auto& p : parents) {
+      auto& kids = children[p.get()];
+      rel.set_items(p.get(), kids, rel.many);
+      if (rel.many) back_populate(rel, p, kids);
+    }
+    if (rel.many) out.dedupe = true;
+  }
+  if (out.dedupe) {
+    // A joined collection repeats each result row once per child: keep the first of each.
+    std::unordered_set<std::string> seen;
+    for (int r = 0; r < rows; ++r) {
+      std::string key;
+      for (std::size_t i = 0; i < out.items; ++i) {
+        const void* p = out.objects[static_cast<std::size_t>(r) * out.items + i].get();
+        key.append(reinterpret_cast<const char*>(&p), sizeof p);
+      }
+      if (seen.insert(std::move(key)).second) out.unique_rows.push_back(static_cast<std::size_t>(r));
+    }
+  }
+  // selectinload: one more query per relationship, for every parent this query returned.
+  for (const auto& opt : s.options) {
+    if (opt.kind != LoaderOption::Kind::kSelectIn) continue;
+    std::size_t item = kNone;
+    for (std::size_t i = 0; i < out.items; ++i) {
+      if (s.items[i].entity == opt.owner) item = i;
+    }
+    if (item == kNone) continue;
+    const auto& rel = opt.owner->relationships[opt.relationship];
+    const EntityInfo& target = rel.target();
+    std::vector<std::shared_ptr<void>> parents;
+    std::unordered_set<const void*> seen;
+    for (int r = 0; r < rows; ++r) {
+      const auto& p = out.objects[static_cast<std::size_t>(r) * out.items + item];
+      if (p && seen.insert(p.get()).second) parents.push_back(p);
+    }
+    if (parents.empty()) continue;
+    auto& ids = state_->identity[&target];
+    if (rel.many) {
+      std::vector<client::Value> keys;
+      std::unordered_map<std::string, std::shared_ptr<void>> by_key;
+      for (const auto& p : parents) {
+        client::Value k = opt.owner->encode(p.get(), opt.owner->pk);
+        by_key.emplace(*k.data(), p);
+        keys.push_back(std::move(k));
+      }
+      SelectCore q;
+      q.items.push_back({&target, nullptr});
+      std::size_t fk = rel.fk_column();
+      q.where.push_back(binary_node("=", column_node(target, fk),
+                                    list_node(Node::Kind::kFunction, {param_node(array_of(keys))}, "ANY")));
+      q.order_by.push_back({column_node(target, target.pk), false, true});
+      Loaded kids = select(q);
+      std::unordered_map<const void*, std::vector<std::shared_ptr<void>>> grouped;
+      for (std::size_t r = 0; r < kids.result.size(); ++r) {
+        auto& child = kids.objects[r];
+        client::Value fkv = target.encode(child.get(), fk);
+        if (fkv.is_null()) continue;
+        auto parent = by_key.find(*fkv.data());
+        if (parent != by_key.end()) grouped[parent->second.get()].push_back(child);
+      }
+      for (const auto& p : parents) {
+        auto& v = grouped[p.get()];
+        rel.set_items(p.get(), v, true);
+        back_populate(rel, p, v);
+      }
+    } else {
+      std::size_t fk = rel.fk_column();
+      std::vector<client::Value> missing;
+      std::unordered_set<std::string> asked;
+      for (const auto& p : parents) {
+        client::Value v = opt.owner->encode(p.get(), fk);
+        if (v.is_null()) continue;
+        Entry* hit = ids.find(*v.data());
+        if (hit != nullptr && !hit->expired) continue;
+        if (asked.insert(*v.data()).second) missing.push_back(std::move(v));
+      }
+      if (!missing.empty()) {
+        SelectCore q;
+        q.items.push_back({&target, nullptr});
+        q.where.push_back(binary_node("=", column_node(target, target.pk),
+                                      list_node(Node::Kind::kFunction, {param_node(array_of(missing))}, "ANY")));
+        (void)select(q);
+      }
+      for (const auto& p : parents) {
+        client::Value v = opt.owner->encode(p.get(), fk);
+        std::vector<std::shared_ptr<void>> one;
+        if (!v.is_null()) {
+          Entry* hit = ids.find(*v.data());
+          if (hit != nullptr) one.push_back(hit->obj);
+        }
+        rel.set_items(p.get(), std::move(one), false);
+      }
+    }
+  }
+  return out;
+}
+
+std::shared_ptr<void> UnitOfWork::get(const EntityInfo& info, const client::Value& pk) {
+  if (pk.is_null()) return nullptr;
+  auto& ids = state_->identity[&info];
+  if (Entry* hit = ids.find(*pk.data())) {
+    auto& e = *hit;
+    if (e.status == Entry::Status::kMarkedDeleted) return nullptr;
+    if (!e.expired) return e.obj;
+  }
+  SelectCore s;
+  s.items.push_back({&info, nullptr});
+  s.where.push_back(binary_node("=", column_node(info, info.pk), param_node(pk)));
+  Loaded l = select(s);
+  return l.objects.empty() ? nullptr : l.objects.front();
+}
+
+void UnitOfWork::refresh(const void* obj) {
+  Entry* held = state_->find(obj);
+  if (held == nullptr || held->status == Entry::Status::kPending) {
+    throw UnmappedInstanceError("refresh(): the object is not persistent in this session");
+  }
+  const EntityInfo& info = *held->info;
+  std::shared_ptr<void> keep = held->obj;
+  SelectCore s;
+  s.items.push_back({&info, nullptr});
+  s.where.push_back(binary_node("=", column_node(info, info.pk), param_node(info.encode(obj, info.pk))));
+  autoflush();
+  Compiled c = compile_select(s);
+  client::Result r = state_->hooks.execute(c);
+  if (r.empty()) throw ObjectDeletedError(fmt::format("refresh(): the row of {} is gone", repr(info, obj)));
+  auto pg = r.driver_result();
+  Entry& e = *state_->find(obj);
+  info.load(e.obj.get(), pg.get(), 0, 0);
+  e.snapshot = pg;
+  e.snapshot_row = 0;
+  e.snapshot_offset = 0;
+  e.expired = false;
+  reset_relationships(loaders_for(state_->loaders, weak_from_this(), info), info, e.obj.get());
+}
+
+std::shared_ptr<void> UnitOfWork::merge(const EntityInfo& info, const void* obj) {
+  std::shared_ptr<void> target;
+  if (!info.is_unset(obj, info.pk)) target = get(info, info.encode(obj, info.pk));
+  if (!target) {
+    target = info.create();
+    add(info, target);
+  }
+  for (std::size_t i = 0; i < info.columns.size(); ++i) info.copy_column(target.get(), obj, i);
+  return target;
+}
+
+client::Result UnitOfWork::execute_dml(const DmlCore& s) {
+  autoflush();
+  Compiled c = compile_dml(s, /*returning_pk=*/true);
+  client::Result r = state_->hooks.execute(c);
+  // Keep the identity map in step (SQLAlchemy's synchronize_session="fetch"): deleted rows leave it, updated
+  // ones are expired so their next load reads the new values.
+  auto& ids = state_->identity[s.entity];
+  for (const auto& row : r) {
+    Entry* hit = ids.find(row[std::size_t{0}].view());
+    if (hit == nullptr) continue;
+    Entry& e = *hit;
+    if (s.is_delete) {
+      e.status = Entry::Status::kDeleted;
+      ids.erase(e.key, &e);
+    } else {
+      e.expired = true;
+    }
+  }
+  return r;
+}
+
+// --- flush -----------------------------------------------------------------------------------------------
+
+void UnitOfWork::autoflush() {
+  if (state_->autoflush && !state_->flushing) flush();
+}
+
+void UnitOfWork::flush() {
+  if (state_->flushing) return;
+  state_->flushing = true;
+  struct Reset {
+    bool& f;
+    ~Reset() { f = false; }
+  } reset{state_->flushing};
+  // Cascade save-update: objects reachable through loaded relationships join the session as pending, in the
+  // order they are found (holders in add order, collections in their order), so INSERT order is predictable.
+  for (std::size_t i = 0; i < state_->entries.size(); ++i) {  // grows as objects are found
+    Entry& e = state_->entries[i];
+    if (e.dead || e.status == Entry::Status::kDeleted || e.status == Entry::Status::kMarkedDeleted) continue;
+    for (const auto& rel : e.info->relationships) {
+      if (!rel.loaded(e.obj.get())) continue;
+      for (auto& item : rel.items(e.obj.get())) {
+        if (state_->find(item.get()) == nullptr) add(rel.target(), std::move(item));
+      }
+    }
+  }
+
+  std::vector<Entry*> work;
+  std::vector<const EntityInfo*> types;
+  for (Entry* e : state_->live()) {
+    if (e->status == Entry::Status::kDeleted) continue;
+    work.push_back(e);
+    if (std::find(types.begin(), types.end(), e->info) == types.end()) types.push_back(e->info);
+  }
+  types = dependency_order(std::move(types));
+
+  Entry* current = nullptr;
+  try {
+    for (const EntityInfo* t : types) {
+      // Foreign keys of t's objects from their many-to-one targets and from parents' collections holding them.
+      for (Entry* e : work) {
+        if (e->status == Entry::Status::kMarkedDeleted) continue;
+        for (const auto& rel : e->info->relationships) {
+          if (!rel.loaded(e->obj.get())) continue;
+          if (!rel.many && e->info == t) {
+            auto items = rel.items(e->obj.get());
+            if (items.empty()) continue;
+            const EntityInfo& target = rel.target();
+            t->assign(e->obj.get(), rel.fk_column(), target.encode(items.front().get(), target.pk));
+          } else if (rel.many && &rel.target() == t) {
+            client::Value key = e->info->encode(e->obj.get(), e->info->pk);
+            for (const auto& child : rel.items(e->obj.get())) t->assign(child.get(), rel.fk_column(), key);
+          }
+        }
+      }
+      for (Entry* e : work) {
+        if (e->info != t) continue;
+        current = e;
+        void* obj = e->obj.get();
+        const auto& cols = t->columns;
+        if (e->status == Entry::Status::kPending) {
+          SqlWriter w;
+          std::string names;
+          std::string values;
+          bool server_key = false;
+          for (std::size_t i = 0; i < cols.size(); ++i) {
+            bool unset = t->is_unset(obj, i);
+            if (unset && cols[i].autoincrement) {
+              server_key = true;
+              continue;
+            }
+            if (unset && cols[i].optional_member && !cols[i].server_default.empty()) continue;
+            if (unset && cols[i].optional_member) t->apply_default(obj, i);
+            if (!names.empty()) {
+              names += ", ";
+              values += ", ";
+            }
+            names += quote(cols[i].name);
+            values += w.bind(t->encode(obj, i));
+          }
+          w.sql = "INSERT INTO " + quote(t->table) +
+                  (names.empty() ? std::string(" DEFAULT VALUES") : " (" + names + ") VALUES (" + values + ")") +
+                  " RETURNING ";
+          w.entity_columns(*t, t->table);
+          client::Result r = state_->hooks.execute(Compiled{std::move(w.sql), std::move(w.params)});
+          auto pg = r.driver_result();
+          t->load(obj, pg.get(), 0, 0);
+          e->snapshot = pg;
+          e->snapshot_row = 0;
+          e->snapshot_offset = 0;
+          e->status = Entry::Status::kPersistent;
+          e->inserted_in_transaction = true;
+          e->key_from_server = server_key;
+          e->key = std::string(raw_field(pg.get(), 0, static_cast<int>(t->pk)).view());
+          state_->identity[t].insert(e->key, e);
+        } else if (e->status == Entry::Status::kPersistent) {
+          SqlWriter w;
+          std::string sets;
+          for (std::size_t i = 0; i < cols.size(); ++i) {
+            if (i == t->pk) continue;
+            RawField was = raw_field(e->snapshot.get(), e->snapshot_row, e->snapshot_offset + static_cast<int>(i));
+            if (!t->differs(obj, i, was)) continue;
+            if (!sets.empty()) sets += ", ";
+            sets += quote(cols[i].name) + " = " + w.bind(t->encode(obj, i));
+          }
+          if (sets.empty()) continue;
+          w.sql = "UPDATE " + quote(t->table) + " SET " + sets + " WHERE " + qualified(t->table, *t, t->pk) + " = " +
+                  w.bind(t->encode(obj, t->pk)) + " RETURNING ";
+          w.entity_columns(*t, t->table);
+          client::Result r = state_->hooks.execute(Compiled{std::move(w.sql), std::move(w.params)});
+          if (r.empty()) {
+            throw StaleDataError(fmt::format("UPDATE statement on table {} expected to update 1 row(s); 0 were "
+                                             "matched",
+                                             t->table));
+          }
+          auto pg = r.driver_result();
+          t->load(obj, pg.get(), 0, 0);
+          e->snapshot = pg;
+          e->snapshot_row = 0;
+          e->snapshot_offset = 0;
+          e->expired = false;
+        }
+      }
+    }
+    // DELETEs: referencing tables before referenced ones.
+    for (auto t = types.rbegin(); t != types.rend(); ++t) {
+      for (Entry* e : work) {
+        if (e->info != *t || e->status != Entry::Status::kMarkedDeleted) continue;
+        current = e;
+        SqlWriter w;
+        w.sql = "DELETE FROM " + quote((*t)->table) + " WHERE " + qualified((*t)->table, **t, (*t)->pk) + " = " +
+                w.bind((*t)->encode(e->obj.get(), (*t)->pk));
+        client::Result r = state_->hooks.execute(Compiled{std::move(w.sql), std::move(w.params)});
+        if (r.rowcount() != 1) {
+          throw StaleDataError(fmt::format("DELETE statement on table {} expected to delete 1 row(s); {} were "
+                                           "matched",
+                                           (*t)->table, r.rowcount()));
+        }
+        e->status = Entry::Status::kDeleted;
+        state_->identity[*t].erase(e->key, e);
+      }
+    }
+  } catch (const client::DBError& err) {
+    // The transaction is lost: roll it back, put the session's objects back as they were before it, and
+    // say which object failed.
+    client::ErrorInfo info = err.info();
+    if (current != nullptr) {  // copied now: the rollback below may drop the entry
+      info.instance = current->obj;
+      info.instance_type = current->info->type;
+      info.instance_repr = repr(*current->info, current->obj.get());
+    }
+    try {
+      state_->hooks.rollback_database();
+    } catch (...) {
+      // A lost connection is already discarded; the session state is reset below either way.
+    }
+    after_rollback();
+    client::throw_db_error(std::move(info));
+  } catch (...) {
+    try {
+      state_->hooks.rollback_database();
+    } catch (...) {
+    }
+    after_rollback();
+    throw;
+  }
+}
+
+// --- transaction end -------------------------------------------------------------------------------------
+
+void UnitOfWork::after_commit(bool expire) {
+  for (auto& e : state_->entries) {
+    if (e.dead) continue;
+    if (e.status == Entry::Status::kDeleted) {
+      state_->remove(e);
+      continue;
+    }
+    e.inserted_in_transaction = false;
+  }
+  state_->compact();
+  if (expire) expire_all();
+}
+
+void UnitOfWork::after_rollback() {
+  auto self = weak_from_this();
+  for (auto& e : state_->entries) {
+    if (e.dead) continue;
+    if (e.status == Entry::Status::kPending || e.inserted_in_transaction) {
+      // Never written, or written by this transaction only: the object leaves the session (transient again),
+      // with a server-assigned key cleared so that adding it again inserts it afresh.
+      if (e.key_from_server) e.info->clear(e.obj.get(), e.info->pk);
+      state_->remove(e);
+      continue;
+    }
+    if (e.status == Entry::Status::kMarkedDeleted || e.status == Entry::Status::kDeleted) {
+      e.status = Entry::Status::kPersistent;
+      state_->identity[e.info].insert(e.key, &e);
+    }
+    e.expired = true;
+    reset_relationships(loaders_for(state_->loaders, self, *e.info), *e.info, e.obj.get());
+  }
+  state_->compact();
+}
+
+// --- KeyIndex --------------------------------------------------------------------------------------------
+
+std::size_t KeyIndex::probe(std::string_view key, std::size_t hash) const {
+  const std::size_t mask = slots_.size() - 1;
+  std::size_t free = static_cast<std::size_t>(-1);
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.entry == nullptr) return free != static_cast<std::size_t>(-1) ? free : i;
+    if (s.entry == tombstone()) {
+      if (free == static_cast<std::size_t>(-1)) free = i;
+    } else if (s.hash == hash && s.entry->key == key) {
+      return i;
+    }
+  }
+}
+
+UnitOfWork::Entry* KeyIndex::find(std::string_view key) const {
+  if (used_ == 0) return nullptr;
+  const Slot& s = slots_[probe(key, std::hash<std::string_view>{}(key))];
+  return s.entry == tombstone() ? nullptr : s.entry;
+}
+
+KeyIndex::Probe KeyIndex::lookup(std::string_view key) {
+  if ((used_ + tombs_ + 1) * 2 > slots_.size()) grow(std::max<std::size_t>(16, (used_ + 1) * 4));
+  Probe p;
+  p.hash = std::hash<std::string_view>{}(key);
+  p.slot = probe(key, p.hash);
+  UnitOfWork::Entry* e = slots_[p.slot].entry;
+  p.found = e == tombstone() ? nullptr : e;
+  return p;
+}
+
+void KeyIndex::insert(std::string_view key, UnitOfWork::Entry* e) {
+  Probe p = lookup(key);
+  fill(p, e);
+}
+
+void KeyIndex::fill(const Probe& p, UnitOfWork::Entry* e) {
+  std::size_t hash = p.hash;
+  Slot& s = slots_[p.slot];
+  if (s.entry == nullptr) {
+    ++used_;
+  } else if (s.entry == tombstone()) {
+    ++used_;
+    --tombs_;
+  }
+  s.hash = hash;
+  s.entry = e;
+}
+
+void KeyIndex::erase(std::string_view key, const UnitOfWork::Entry* only) {
+  if (used_ == 0) return;
+  Slot& s = slots_[probe(key, std::hash<std::string_view>{}(key))];
+  if (s.entry == nullptr || s.entry == tombstone() || (only != nullptr && s.entry != only)) return;
+  s.entry = tombstone();
+  --used_;
+  ++tombs_;
+}
+
+void KeyIndex::reserve(std::size_t n) {
+  if ((used_ + tombs_ + n) * 2 > slots_.size()) grow((used_ + n) * 2);
+}
+
+void KeyIndex::grow(std::size_t capacity) {
+  std::size_t size = 16;
+  while (size < capacity) size *= 2;
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(size, Slot{});
+  used_ = 0;
+  tombs_ = 0;
+  for (const Slot& s : old) {
+    if (s.entry == nullptr || s.entry == tombstone()) continue;
+    Slot& t = slots_[probe(s.entry->key, s.hash)];
+    t = s;
+    ++used_;
+  }
+}
+
+[[noreturn]] void throw_no_result() { throw client::NoResultFound("No row was found when one was required"); }
+[[noreturn]] void throw_multiple_results() {
+  throw client::MultipleResultsFound("Multiple rows were found when exactly one was required");
+}
+
+}  // namespace pooler::orm::detail
