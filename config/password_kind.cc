@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstddef>
+#include <optional>
 
 namespace pooler::config {
 
@@ -10,17 +12,32 @@ namespace {
 
 constexpr std::string_view kScramPrefix = "SCRAM-SHA-256$";
 
-bool is_base64(std::string_view text) {
-  if (text.empty() || text.size() % 4 != 0) return false;
-  const auto body_end = text.find_last_not_of('=');
-  if (body_end == std::string_view::npos || text.size() - body_end - 1 > 2) return false;
-  return std::all_of(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(body_end + 1), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
-  });
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
 }
 
-// SHA-256 output, 32 bytes, is 44 base64 characters with one '=' of padding.
-bool is_sha256_base64(std::string_view text) { return text.size() == 44 && is_base64(text); }
+// The number of bytes `text` decodes to, or nullopt unless it is base64 exactly as protocol/base64.h (and so
+// the daemon) reads it: padded, and with the bits padding leaves unused zero, so every byte string has one
+// encoding. Anything looser would let a secret through that the daemon then takes for a plain password.
+std::optional<std::size_t> base64_size(std::string_view text) {
+  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
+  const std::size_t padding = text.ends_with("==") ? 2 : text.ends_with('=') ? 1 : 0;
+  const std::string_view symbols = text.substr(0, text.size() - padding);
+  if (!std::all_of(symbols.begin(), symbols.end(), [](char c) { return base64_value(c) >= 0; })) return std::nullopt;
+  const int last = base64_value(symbols.back());
+  if ((padding == 2 && (last & 0x0f) != 0) || (padding == 1 && (last & 0x03) != 0)) return std::nullopt;
+  return text.size() / 4 * 3 - padding;
+}
+
+bool is_base64(std::string_view text) { return base64_size(text).has_value(); }
+
+// StoredKey and ServerKey are SHA-256 outputs: 32 bytes.
+bool is_sha256_base64(std::string_view text) { return base64_size(text) == std::size_t{32}; }
 
 bool is_well_formed_scram(std::string_view password) {
   if (!password.starts_with(kScramPrefix)) return false;
@@ -33,9 +50,10 @@ bool is_well_formed_scram(std::string_view password) {
   const auto colon = iterations_salt.find(':');
   if (colon == std::string_view::npos) return false;
   const std::string_view iterations = iterations_salt.substr(0, colon);
-  unsigned long count = 0;
+  // An int, as the daemon stores it (protocol::ScramSecret::iterations).
+  int count = 0;
   auto [ptr, ec] = std::from_chars(iterations.data(), iterations.data() + iterations.size(), count);
-  if (iterations.empty() || ec != std::errc{} || ptr != iterations.data() + iterations.size() || count == 0) {
+  if (iterations.empty() || ec != std::errc{} || ptr != iterations.data() + iterations.size() || count < 1) {
     return false;
   }
   if (!is_base64(iterations_salt.substr(colon + 1))) return false;

@@ -33,6 +33,13 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_tree asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOOLER_SANITIZE=ON
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
+# libFuzzer targets (tests/fuzz/, clang): each for FUZZ_SECONDS (default 60; 0 skips), two at a time.
+if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
+  echo "==> fuzz each target for ${FUZZ_SECONDS:-60} s"
+  FUZZ_JOBS=${FUZZ_JOBS:-2} JOBS=$jobs bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}" || failed+=(fuzz)
+  echo "==> fuzz done after $((SECONDS - started)) s"
+fi
+
 if [ "${#failed[@]}" -ne 0 ]; then
   echo "test.sh: FAILED in: ${failed[*]} (after $((SECONDS - started)) s)" >&2
   exit 1
