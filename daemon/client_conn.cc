@@ -719,12 +719,7 @@ void ClientConn::auth_ok() {
     fatal("3D000", fmt::format("database \"{}\" does not exist", database_));
     return;
   }
-  std::string error;
-  pool_ = daemon_.pool_for(*db, user_, error);
-  if (pool_ == nullptr) {
-    fatal("08006", error);
-    return;
-  }
+  pool_ = &daemon_.pool_for(*db, user_);
   interpret_ = pool_->mode() == config::PoolMode::kTransaction;
   prepared_ = interpret_ && pool_->database().max_prepared_statements > 0;
   std::string msgs;

@@ -160,16 +160,15 @@ pool::HostSet* Daemon::host_set(const config::Database& db) {
   return hosts.get();
 }
 
-PoolRuntime* Daemon::pool_for(const config::Database& db, const std::string& user, std::string& error) {
+PoolRuntime& Daemon::pool_for(const config::Database& db, const std::string& user) {
   auto key = std::make_pair(db.name, user);
   auto it = pools_.find(key);
   if (it != pools_.end()) {
-    if (!it->second->retired()) return it->second.get();
+    if (!it->second->retired()) return *it->second;
     // Removed by an earlier reload and added back: a fresh pool; the old one lives on for its clients.
     retired_pools_.push_back(std::move(it->second));
     pools_.erase(it);
   }
-  (void)error;
   auto pool = std::make_unique<PoolRuntime>(*this, db, user, server_params(db, user),
                                             config_.pooler.health_check_period, host_set(db));
   PoolRuntime* raw = pool.get();
@@ -178,7 +177,7 @@ PoolRuntime* Daemon::pool_for(const config::Database& db, const std::string& use
   spdlog::info("event=pool_created pool={}/{} mode={} pool_size={} max_overflow={}", db.name, user,
                db.pool_mode == config::PoolMode::kSession ? "session" : "transaction", db.pool_size,
                db.max_overflow);
-  return raw;
+  return *raw;
 }
 
 std::expected<void, std::string> Daemon::reload() {
@@ -612,8 +611,7 @@ int Daemon::run() {
     }
     if (probe_user.empty() && !config_.users.empty()) probe_user = config_.users.begin()->first;
     if (probe_user.empty()) continue;
-    std::string err;
-    if (PoolRuntime* p = pool_for(db, probe_user, err)) p->probe_all();
+    pool_for(db, probe_user).probe_all();
   }
   check_ = UvHandle<uv_check_t>::make();
   uv_check_init(&loop_, check_.get());

@@ -55,8 +55,8 @@ class Daemon final : public AdminBackend {
   // The TLS context new client sessions are made from; nullptr when client TLS is off.
   [[nodiscard]] SSL_CTX* client_tls_context() const { return client_tls_.get(); }
 
-  // The pool for (database, user), created on first use. nullptr with `error` set when it cannot be.
-  PoolRuntime* pool_for(const config::Database& db, const std::string& user, std::string& error);
+  // The pool for (database, user), created on first use.
+  PoolRuntime& pool_for(const config::Database& db, const std::string& user);
 
   // max_db_connections / max_user_connections (PgBouncer's semantics): whether one more server connection
   // for this pool fits, counting every pool's open and connecting connections of its database, and of its
