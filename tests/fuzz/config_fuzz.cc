@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "config/diff.h"
+#include "config/hba.h"
 #include "config/password_kind.h"
 #include "protocol/md5_auth.h"
 #include "protocol/scram.h"
@@ -30,6 +31,62 @@ void check_accepted(const config::Config& c) {
   FUZZ_CHECK(p.client_login_timeout.count() > 0 && p.health_check_period.count() > 0);
   FUZZ_CHECK(p.shutdown_timeout.count() >= 0);
   for (const auto& admin : p.admin_users) FUZZ_CHECK(c.find_user(admin) != nullptr);
+  FUZZ_CHECK(p.max_db_connections >= 0 && p.max_user_connections >= 0);
+
+  // [pooler.tls]: on only with a certificate and key; verifying client certificates needs their CA.
+  const config::Tls& tls = p.tls;
+  FUZZ_CHECK(tls.cert_file.empty() == tls.key_file.empty());
+  FUZZ_CHECK(!tls.enabled() || !tls.cert_file.empty());
+  if (tls.client_tls_mode == config::ClientTlsMode::kVerifyCa ||
+      tls.client_tls_mode == config::ClientTlsMode::kVerifyFull) {
+    FUZZ_CHECK(!tls.client_tls_ca.empty());
+  }
+  // [[pooler.hba]]: rules that can match, with canonical networks (no bits past the prefix).
+  for (const config::HbaRule& rule : p.hba) {
+    FUZZ_CHECK(rule.line >= 1);
+    FUZZ_CHECK(!rule.databases.empty() && !rule.users.empty());
+    if (rule.type == config::HbaType::kLocal) FUZZ_CHECK(!rule.address);
+    if (rule.type == config::HbaType::kHostSsl) FUZZ_CHECK(tls.enabled());
+    if (rule.method == config::HbaMethod::kCert) {
+      FUZZ_CHECK(rule.type == config::HbaType::kHostSsl && !tls.client_tls_ca.empty());
+    }
+    if (rule.address) {
+      const config::IpNet& net = *rule.address;
+      FUZZ_CHECK(net.family == 4 || net.family == 6);
+      const int bits = net.family == 4 ? 32 : 128;
+      FUZZ_CHECK(net.prefix >= 0 && net.prefix <= bits);
+      for (int bit = net.prefix; bit < 128; ++bit) {
+        FUZZ_CHECK((net.bytes[static_cast<std::size_t>(bit / 8)] & (0x80 >> (bit % 8))) == 0);
+      }
+      // A network contains its own first address, and nothing of the other family.
+      config::IpNet first = net;
+      first.prefix = bits;
+      FUZZ_CHECK(config::net_contains(net, first));
+      config::IpNet other{};
+      other.family = net.family == 4 ? 6 : 4;
+      other.prefix = net.family == 4 ? 128 : 32;
+      FUZZ_CHECK(!config::net_contains(net, other));
+    }
+  }
+  // The first rule decides: a request shaped after rule i matches rule i or an earlier one.
+  for (std::size_t i = 0; i < p.hba.size(); ++i) {
+    const config::HbaRule& rule = p.hba[i];
+    const std::string& db = rule.databases.front();
+    const std::string& user = rule.users.front();
+    config::HbaRequest request;
+    request.local = rule.type == config::HbaType::kLocal;
+    request.ssl = rule.type == config::HbaType::kHostSsl;
+    if (!request.local) {
+      config::IpNet addr = rule.address.value_or(config::IpNet{});
+      addr.prefix = addr.family == 4 ? 32 : 128;
+      request.address = addr;
+    }
+    // "sameuser" matches when the database is named like the user.
+    request.user = user == "all" ? std::string_view("someone") : std::string_view(user);
+    request.database = db == "all" ? std::string_view("somedb") : db == "sameuser" ? request.user : std::string_view(db);
+    const config::HbaRule* matched = config::match_hba(p.hba, request);
+    FUZZ_CHECK(matched != nullptr && matched >= p.hba.data() && matched <= &rule);
+  }
 
   for (const auto& [name, db] : c.databases) {
     FUZZ_CHECK(db.name == name && !name.empty() && name != "pooler");

@@ -294,6 +294,20 @@ def corpus():
         "errors": b'[pooler]\nlisten_port = 70000\nlog_level = "loud"\nmax_client_con = 5\n\n'
                   b'[databases.pooler]\npool_size = -1\nmin_pool_size = 3\n\n[users.app]\n',
         "bad_toml": b"[databases.app\npool_size = = 3\n",
+        "hba_tls": b'[pooler]\nmax_db_connections = 20\nmax_user_connections = 10\n\n[pooler.tls]\n'
+                   b'cert_file = "/etc/pooler/server.crt"\nkey_file = "/etc/pooler/server.key"\n'
+                   b'client_tls_ca = "/etc/pooler/ca.crt"\nclient_tls_mode = "require"\nmin_version = "TLSv1.3"\n\n'
+                   b'[[pooler.hba]]\ntype = "local"\ndatabase = "all"\nuser = "all"\nmethod = "trust"\n\n'
+                   b'[[pooler.hba]]\ntype = "hostssl"\ndatabase = ["app", "reports"]\nuser = "app"\n'
+                   b'address = "10.0.0.0/8"\nmethod = "cert"\n\n'
+                   b'[[pooler.hba]]\ntype = "host"\ndatabase = "sameuser"\nuser = "all"\n'
+                   b'address = "fe80::/10"\nmethod = "scram-sha-256"\n\n'
+                   b'[[pooler.hba]]\ntype = "hostnossl"\ndatabase = "all"\nuser = "all"\naddress = "all"\n'
+                   b'method = "reject"\n\n[databases.app]\nsslmode = "verify-full"\nsslrootcert = "/etc/ca.crt"\n',
+        "hba_errors": b'[pooler]\n[[pooler.hba]]\ntype = "hostssl"\ndatabase = []\nuser = "all"\n'
+                      b'address = "10.1.2.3/8"\nmethod = "cert"\n\n[[pooler.hba]]\ntype = "local"\n'
+                      b'database = "all"\nuser = "all"\naddress = "::1/128"\nmethod = "md5"\n\n'
+                      b'[pooler.tls]\ncert_file = "a.crt"\nclient_tls_mode = "verify-full"\nmin_version = "TLSv1.1"\n',
         "inline_tables": b'databases = { app = { host = "h", pool_size = 2 }, "odd name" = { dbname = "x" } }\n'
                          b'users."odd user" = { password = "p" }\n',
     }
