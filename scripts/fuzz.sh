@@ -47,6 +47,7 @@ max_len() {
 
 started=$SECONDS
 echo "==> configure $build (clang, POOLER_FUZZ=ON)"
+mkdir -p "$(dirname "$build")"
 CC=clang CXX=clang++ cmake -S . -B "$build" -DPOOLER_FUZZ=ON > "$build.configure.log" 2>&1 || {
   cat "$build.configure.log" >&2
   exit 1
