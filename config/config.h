@@ -116,12 +116,21 @@ struct IpNet {
   friend bool operator==(const IpNet&, const IpNet&) = default;
 };
 
+// What a host rule's address column says: any address, a CIDR, or PostgreSQL's two keywords.
+enum class HbaAddress {
+  kAll,       // "all" (and always for local rules)
+  kCidr,      // HbaRule::address
+  kSameHost,  // "samehost": any of the pooler host's own addresses
+  kSameNet,   // "samenet": any address in a subnet the pooler host is directly connected to
+};
+
 // One [[pooler.hba]] entry, as one line of pg_hba.conf.
 struct HbaRule {
   HbaType type = HbaType::kHost;
   std::vector<std::string> databases;        // names, "all" or "sameuser"
   std::vector<std::string> users;            // names or "all"
-  std::optional<IpNet> address;              // nullopt: "all" (and always for local)
+  HbaAddress address_kind = HbaAddress::kAll;
+  std::optional<IpNet> address;              // set when address_kind is kCidr
   HbaMethod method = HbaMethod::kScramSha256;
   int line = 0;                              // where it is in the file, for logs
 

@@ -103,13 +103,32 @@ bool user_matches(const HbaRule& rule, const HbaRequest& r) {
 }
 
 bool address_matches(const HbaRule& rule, const HbaRequest& r) {
-  if (rule.type == HbaType::kLocal || !rule.address) return true;
-  return r.address && net_contains(*rule.address, *r.address);
+  if (rule.type == HbaType::kLocal) return true;
+  switch (rule.address_kind) {
+    case HbaAddress::kAll: return true;
+    case HbaAddress::kCidr: return rule.address && r.address && net_contains(*rule.address, *r.address);
+    case HbaAddress::kSameHost:
+      // As PostgreSQL's check_same_host_or_net: the client's address is one of this host's own.
+      return r.address && std::any_of(r.interfaces.begin(), r.interfaces.end(), [&](const IpNet& ifa) {
+               return ifa.family == r.address->family && ifa.bytes == r.address->bytes;
+             });
+    case HbaAddress::kSameNet:
+      return r.address && std::any_of(r.interfaces.begin(), r.interfaces.end(),
+                                       [&](const IpNet& ifa) { return net_contains(ifa, *r.address); });
+  }
+  return false;
 }
 
 std::string_view encryption(const HbaRequest& r) { return r.ssl ? "SSL encryption" : "no encryption"; }
 
 }  // namespace
+
+bool uses_interfaces(std::span<const HbaRule> rules) {
+  return std::any_of(rules.begin(), rules.end(), [](const HbaRule& rule) {
+    return rule.type != HbaType::kLocal &&
+           (rule.address_kind == HbaAddress::kSameHost || rule.address_kind == HbaAddress::kSameNet);
+  });
+}
 
 const HbaRule* match_hba(std::span<const HbaRule> rules, const HbaRequest& request) {
   for (const HbaRule& rule : rules) {

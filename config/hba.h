@@ -28,7 +28,13 @@ struct HbaRequest {
   std::optional<IpNet> address;         // the client's address (TCP only)
   std::string_view database;
   std::string_view user;
+  // The pooler host's interface addresses, each with its netmask as the prefix, for samehost/samenet
+  // rules (see uses_interfaces); rules of those kinds match nothing when it is empty.
+  std::span<const IpNet> interfaces;
 };
+
+// Whether any rule is samehost/samenet, i.e. whether HbaRequest::interfaces has to be filled in.
+[[nodiscard]] bool uses_interfaces(std::span<const HbaRule> rules);
 
 // The first rule that matches, or nullptr when none does (the caller then refuses the connection).
 [[nodiscard]] const HbaRule* match_hba(std::span<const HbaRule> rules, const HbaRequest& request);

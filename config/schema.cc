@@ -116,10 +116,13 @@ HbaRule read_hba_rule(TableReader& r, const Tls& tls) {
   } else if (have_type) {
     if (!have_address && r.take("address") == nullptr) {
       r.error("address", R"(missing; a host rule needs "all" or a CIDR such as "10.0.0.0/8")");
-    } else if (address == "samehost" || address == "samenet") {
-      r.error("address", fmt::format("\"{}\" is not supported; list the networks as CIDRs", address));
+    } else if (address == "samehost") {
+      rule.address_kind = HbaAddress::kSameHost;
+    } else if (address == "samenet") {
+      rule.address_kind = HbaAddress::kSameNet;
     } else if (have_address && address != "all") {
       if (auto net = parse_cidr(address)) {
+        rule.address_kind = HbaAddress::kCidr;
         rule.address = *net;
       } else {
         r.error("address", net.error());

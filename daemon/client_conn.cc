@@ -3,7 +3,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
 #include <algorithm>
+#include <bit>
+#include <cerrno>
 #include <cstring>
 
 #include "config/hba.h"
@@ -127,6 +133,47 @@ std::string peer_host(const std::string& peer) {
   std::string host = peer.substr(0, peer.rfind(':'));
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   return host;
+}
+
+// This host's interface addresses with their netmasks as prefixes, for samehost/samenet rules. Read at each
+// login that needs them, as PostgreSQL does, so an address added later is seen; empty when unreadable.
+std::vector<config::IpNet> interface_networks() {
+  std::vector<config::IpNet> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) {
+    spdlog::warn("event=getifaddrs_failed error=\"{}\"", std::strerror(errno));
+    return out;
+  }
+  for (const ifaddrs* ifa = list; ifa != nullptr; ifa = ifa->ifa_next) {
+    if (ifa->ifa_addr == nullptr || ifa->ifa_netmask == nullptr) continue;
+    config::IpNet net;
+    const unsigned char* addr = nullptr;
+    const unsigned char* mask = nullptr;
+    std::size_t len = 0;
+    if (ifa->ifa_addr->sa_family == AF_INET) {
+      net.family = 4;
+      len = 4;
+      addr = reinterpret_cast<const unsigned char*>(&reinterpret_cast<const sockaddr_in*>(ifa->ifa_addr)->sin_addr);
+      mask = reinterpret_cast<const unsigned char*>(
+          &reinterpret_cast<const sockaddr_in*>(ifa->ifa_netmask)->sin_addr);
+    } else if (ifa->ifa_addr->sa_family == AF_INET6) {
+      net.family = 6;
+      len = 16;
+      addr = reinterpret_cast<const unsigned char*>(
+          &reinterpret_cast<const sockaddr_in6*>(ifa->ifa_addr)->sin6_addr);
+      mask = reinterpret_cast<const unsigned char*>(
+          &reinterpret_cast<const sockaddr_in6*>(ifa->ifa_netmask)->sin6_addr);
+    } else {
+      continue;
+    }
+    std::memcpy(net.bytes.data(), addr, len);
+    // Netmasks are contiguous in practice; the prefix is their count of leading ones.
+    net.prefix = 0;
+    for (std::size_t i = 0; i < len; ++i) net.prefix += std::countl_one(static_cast<std::uint8_t>(mask[i]));
+    out.push_back(net);
+  }
+  freeifaddrs(list);
+  return out;
 }
 
 // The first byte of a TLS handshake record: a ClientHello sent without SSLRequest (direct TLS).
@@ -540,8 +587,14 @@ std::optional<config::HbaMethod> ClientConn::access_method() {
   }
   std::optional<config::IpNet> address;
   if (!local) address = config::parse_ip(peer_host(peer_));
-  const config::HbaRequest request{
-      .local = local, .ssl = tls, .address = address, .database = database_, .user = user_};
+  const std::vector<config::IpNet> interfaces =
+      local || !config::uses_interfaces(p.hba) ? std::vector<config::IpNet>{} : interface_networks();
+  const config::HbaRequest request{.local = local,
+                                   .ssl = tls,
+                                   .address = address,
+                                   .database = database_,
+                                   .user = user_,
+                                   .interfaces = interfaces};
   const config::HbaRule* rule = config::match_hba(p.hba, request);
   if (rule == nullptr) {
     fatal("28000", config::hba_no_match_message(peer_host(peer_), request));

@@ -5,6 +5,7 @@
 // them for plain-text passwords.
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -46,6 +47,7 @@ void check_accepted(const config::Config& c) {
     FUZZ_CHECK(rule.line >= 1);
     FUZZ_CHECK(!rule.databases.empty() && !rule.users.empty());
     if (rule.type == config::HbaType::kLocal) FUZZ_CHECK(!rule.address);
+    FUZZ_CHECK(rule.address.has_value() == (rule.address_kind == config::HbaAddress::kCidr));
     if (rule.type == config::HbaType::kHostSsl) FUZZ_CHECK(tls.enabled());
     if (rule.method == config::HbaMethod::kCert) {
       FUZZ_CHECK(rule.type == config::HbaType::kHostSsl && !tls.client_tls_ca.empty());
@@ -74,12 +76,15 @@ void check_accepted(const config::Config& c) {
     const std::string& db = rule.databases.front();
     const std::string& user = rule.users.front();
     config::HbaRequest request;
+    config::IpNet self_interface{};  // samehost/samenet rules: the request comes from the host itself
     request.local = rule.type == config::HbaType::kLocal;
     request.ssl = rule.type == config::HbaType::kHostSsl;
     if (!request.local) {
       config::IpNet addr = rule.address.value_or(config::IpNet{});
       addr.prefix = addr.family == 4 ? 32 : 128;
       request.address = addr;
+      self_interface = addr;
+      request.interfaces = std::span<const config::IpNet>(&self_interface, 1);
     }
     // "sameuser" matches when the database is named like the user.
     request.user = user == "all" ? std::string_view("someone") : std::string_view(user);

@@ -64,6 +64,8 @@ class HbaTest : public ::testing::Test {
         {"host", "\"app\"", "[\"app\", \"nobody\"]", "127.0.0.0/8", "md5"},
         {"host", "\"sameuser\"", "\"all\"", "127.0.0.1/32", "trust"},
         {"host", "\"all\"", "\"dave\"", "10.0.0.0/8", "trust"},
+        {"host", "\"carol\"", "\"dave\"", "samenet", "trust"},
+        {"host", "\"app\"", "\"dave\"", "samehost", "md5"},
     };
     for (const auto& r : rules) {
       config.extra_pooler_lines.push_back("[[pooler.hba]]");
@@ -116,7 +118,10 @@ TEST_F(HbaTest, RulesAdmitAndRejectAsWritten) {
       {"hostnossl reject for bob without TLS", Via::kTcp, "bob", "app", -1, rejects("127.0.0.1", "bob", "app", false)},
       {"sameuser: carol to database carol is trusted", Via::kTcp, "carol", "carol", 0, ""},
       {"no rule for carol to app", Via::kTcp, "carol", "app", -1, no_entry("127.0.0.1", "carol", "app", false)},
-      {"dave's rule is for 10/8 only", Via::kTcp, "dave", "app", -1, no_entry("127.0.0.1", "dave", "app", false)},
+      {"dave misses 10/8 and matches samehost (127.0.0.1 is this host's)", Via::kTcp, "dave", "app", 5, ""},
+      {"dave to carol matches samenet (lo's 127.0.0.0/8)", Via::kTcp, "dave", "carol", 0, ""},
+      {"no rule for dave to reports: its reject rule comes first", Via::kTcp, "dave", "reports", -1,
+       rejects("127.0.0.1", "dave", "reports", false)},
       {"a user listed in a rule but not in [users] still matches it", Via::kTcp, "nobody", "app", -1,
        "role \"nobody\" does not exist"},
       {"hostssl scram for bob over TLS", Via::kTls, "bob", "app", 10, ""},

@@ -29,7 +29,10 @@ HbaRule rule(HbaType type, std::vector<std::string> dbs, std::vector<std::string
   r.type = type;
   r.databases = std::move(dbs);
   r.users = std::move(users);
-  if (address) r.address = cidr(*address);
+  if (address) {
+    r.address_kind = HbaAddress::kCidr;
+    r.address = cidr(*address);
+  }
   r.method = method;
   return r;
 }
@@ -37,7 +40,7 @@ HbaRule rule(HbaType type, std::vector<std::string> dbs, std::vector<std::string
 HbaRequest tcp(std::string_view addr, std::string_view db, std::string_view user, bool ssl = false) {
   static IpNet storage;  // the request only borrows strings; the address is copied
   storage = ip(addr);
-  return HbaRequest{.local = false, .ssl = ssl, .address = storage, .database = db, .user = user};
+  return HbaRequest{.local = false, .ssl = ssl, .address = storage, .database = db, .user = user, .interfaces = {}};
 }
 
 // IPv4 and IPv6 networks contain exactly the addresses under their prefix.
@@ -100,7 +103,7 @@ TEST(Hba, ConnectionTypes) {
       rule(HbaType::kHostSsl, {"all"}, {"all"}, std::nullopt, HbaMethod::kCert),
       rule(HbaType::kHostNoSsl, {"all"}, {"all"}, std::nullopt, HbaMethod::kMd5),
   };
-  HbaRequest local{.local = true, .ssl = false, .address = std::nullopt, .database = "app", .user = "app"};
+  HbaRequest local{.local = true, .ssl = false, .address = std::nullopt, .database = "app", .user = "app", .interfaces = {}};
   EXPECT_EQ(match_hba(rules, local), &rules[0]);
   EXPECT_EQ(match_hba(rules, tcp("127.0.0.1", "app", "app", true)), &rules[1]);
   EXPECT_EQ(match_hba(rules, tcp("127.0.0.1", "app", "app", false)), &rules[2]);
@@ -110,13 +113,49 @@ TEST(Hba, ConnectionTypes) {
 }
 
 // No rules at all: nothing matches (the daemon only consults the list when one is configured).
+// samehost matches a client whose address is one of the host's own; samenet one in any subnet the host's
+// interfaces are on (the interface's address with its netmask). Families never mix.
+TEST(Hba, SameHostAndSameNet) {
+  HbaRule same_host = rule(HbaType::kHost, {"all"}, {"all"}, std::nullopt, HbaMethod::kTrust);
+  same_host.address_kind = HbaAddress::kSameHost;
+  HbaRule same_net = rule(HbaType::kHost, {"all"}, {"all"}, std::nullopt, HbaMethod::kMd5);
+  same_net.address_kind = HbaAddress::kSameNet;
+  const std::vector<HbaRule> rules = {same_host, same_net};
+
+  IpNet eth0 = ip("192.168.10.7");
+  eth0.prefix = 24;
+  IpNet eth0_v6 = ip("fd00:1::7");
+  eth0_v6.prefix = 64;
+  const std::vector<IpNet> interfaces = {ip("127.0.0.1"), eth0, eth0_v6};
+
+  auto from = [&](std::string_view addr) {
+    HbaRequest r = tcp(addr, "app", "app");
+    r.interfaces = interfaces;
+    return match_hba(rules, r);
+  };
+  EXPECT_EQ(from("192.168.10.7"), &rules[0]);
+  EXPECT_EQ(from("127.0.0.1"), &rules[0]);
+  EXPECT_EQ(from("192.168.10.200"), &rules[1]);
+  EXPECT_EQ(from("fd00:1::1234"), &rules[1]);
+  EXPECT_EQ(from("192.168.11.1"), nullptr);
+  EXPECT_EQ(from("::ffff:192.168.10.7"), nullptr);
+  // The interface with a /32 netmask is its own subnet only.
+  EXPECT_EQ(from("127.0.0.2"), nullptr);
+
+  // Without interfaces (unreadable) neither keyword matches.
+  EXPECT_EQ(match_hba(rules, tcp("192.168.10.7", "app", "app")), nullptr);
+  EXPECT_TRUE(uses_interfaces(rules));
+  EXPECT_FALSE(uses_interfaces(std::vector<HbaRule>{
+      rule(HbaType::kHost, {"all"}, {"all"}, "10.0.0.0/8", HbaMethod::kTrust)}));
+}
+
 TEST(Hba, EmptyListMatchesNothing) { EXPECT_EQ(match_hba({}, tcp("127.0.0.1", "app", "app")), nullptr); }
 
 // The refusals read like PostgreSQL's, naming host, user, database and encryption, nothing else.
 TEST(Hba, Messages) {
   EXPECT_EQ(hba_no_match_message("10.1.2.3", tcp("10.1.2.3", "app", "bob", true)),
             "no pooler.hba entry for host \"10.1.2.3\", user \"bob\", database \"app\", SSL encryption");
-  HbaRequest local{.local = true, .ssl = false, .address = std::nullopt, .database = "app", .user = "bob"};
+  HbaRequest local{.local = true, .ssl = false, .address = std::nullopt, .database = "app", .user = "bob", .interfaces = {}};
   EXPECT_EQ(hba_reject_message("[local]", local),
             "pooler.hba rejects connection for host \"[local]\", user \"bob\", database \"app\", no encryption");
 }
@@ -175,7 +214,35 @@ method = "reject"
   EXPECT_EQ(hba[1].address->prefix, 8);
   EXPECT_EQ(hba[2].users, (std::vector<std::string>{"bob", "carol"}));
   EXPECT_FALSE(hba[2].address.has_value());
+  EXPECT_EQ(hba[2].address_kind, HbaAddress::kAll);
+  EXPECT_EQ(hba[1].address_kind, HbaAddress::kCidr);
   EXPECT_EQ(config->pooler.tls.client_tls_mode, ClientTlsMode::kAllow);
+}
+
+// "samehost" and "samenet" load as PostgreSQL's keywords.
+TEST(HbaConfig, SameHostSameNet) {
+  auto config = load_string(R"([pooler]
+[[pooler.hba]]
+type = "host"
+database = "all"
+user = "all"
+address = "samehost"
+method = "trust"
+
+[[pooler.hba]]
+type = "host"
+database = "all"
+user = "all"
+address = "samenet"
+method = "md5"
+)",
+                            "pooler.toml");
+  ASSERT_TRUE(config.has_value()) << joined(config.error());
+  ASSERT_EQ(config->pooler.hba.size(), 2u);
+  EXPECT_EQ(config->pooler.hba[0].address_kind, HbaAddress::kSameHost);
+  EXPECT_EQ(config->pooler.hba[1].address_kind, HbaAddress::kSameNet);
+  EXPECT_FALSE(config->pooler.hba[0].address.has_value());
+  EXPECT_TRUE(uses_interfaces(config->pooler.hba));
 }
 
 // Every bad entry is reported at its key's line with the dotted key, all at once.
