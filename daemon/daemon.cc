@@ -329,11 +329,15 @@ void Daemon::on_check(uv_check_t* h) noexcept {
   self->start_deferred_opens();
 }
 
-bool Daemon::server_slot_free(const PoolRuntime& pool) const {
+namespace {
+// The user a pool's server connections count against: a database's forced user, else the client's.
+std::string login_user(const PoolRuntime& rt) { return rt.database().user.value_or(rt.user()); }
+}  // namespace
+
+Daemon::SharedLimits Daemon::shared_limits(const PoolRuntime& pool) const {
   const config::Pooler& p = config_.pooler;
-  if (p.max_db_connections == 0 && p.max_user_connections == 0) return true;
-  // The user that counts is the one the server sees: a database's forced user, else the client's.
-  auto login_user = [](const PoolRuntime& rt) { return rt.database().user.value_or(rt.user()); };
+  SharedLimits out;
+  if (p.max_db_connections == 0 && p.max_user_connections == 0) return out;
   const std::string user = login_user(pool);
   std::size_t db_n = 0;
   std::size_t user_n = 0;
@@ -344,11 +348,50 @@ bool Daemon::server_slot_free(const PoolRuntime& pool) const {
   };
   for (const auto& [key, rt] : pools_) count(*rt);
   for (const auto& rt : retired_pools_) count(*rt);
-  return (p.max_db_connections == 0 || db_n < static_cast<std::size_t>(p.max_db_connections)) &&
-         (p.max_user_connections == 0 || user_n < static_cast<std::size_t>(p.max_user_connections));
+  out.db_full = p.max_db_connections != 0 && db_n >= static_cast<std::size_t>(p.max_db_connections);
+  out.user_full = p.max_user_connections != 0 && user_n >= static_cast<std::size_t>(p.max_user_connections);
+  return out;
 }
 
-void Daemon::defer_open(PoolRuntime* pool, std::uint64_t conn) { deferred_opens_.emplace_back(pool, conn); }
+bool Daemon::server_slot_free(const PoolRuntime& pool) const {
+  const SharedLimits limits = shared_limits(pool);
+  return !limits.db_full && !limits.user_full;
+}
+
+bool Daemon::evict_for(const PoolRuntime& pool) {
+  // Only clients waiting justify closing someone else's connection. A refill to min_pool_size waits for
+  // free room, or two pools with min_pool_size would take each other's connections for ever.
+  if (pool.pool().stats().waiting == 0) return false;
+  const SharedLimits limits = shared_limits(pool);
+  const std::string user = login_user(pool);
+  // Closing a connection helps only if it counts against every limit that is full.
+  auto helps = [&](const PoolRuntime& rt) {
+    return &rt != &pool && (!limits.db_full || rt.database().name == pool.database().name) &&
+           (!limits.user_full || login_user(rt) == user);
+  };
+  PoolRuntime* victim = nullptr;
+  std::optional<pool::TimePoint> victim_since;
+  auto consider = [&](PoolRuntime& rt) {
+    if (!helps(rt)) return;
+    const std::optional<pool::TimePoint> since = rt.pool().oldest_idle_since();
+    if (since && (!victim_since || *since < *victim_since)) {
+      victim = &rt;
+      victim_since = since;
+    }
+  };
+  for (const auto& [key, rt] : pools_) consider(*rt);
+  for (const auto& rt : retired_pools_) consider(*rt);
+  return victim != nullptr && victim->evict_idle(pool.name());
+}
+
+void Daemon::defer_open(PoolRuntime* pool, std::uint64_t conn) {
+  deferred_opens_.emplace_back(pool, conn);
+  kick_deferred_opens();
+}
+
+void Daemon::kick_deferred_opens() {
+  if (check_) uv_check_start(check_.get(), &Daemon::on_check);
+}
 
 void Daemon::cancel_deferred_open(PoolRuntime* pool, std::optional<std::uint64_t> conn) {
   std::erase_if(deferred_opens_, [&](const auto& e) { return e.first == pool && (!conn || e.second == *conn); });
@@ -362,7 +405,7 @@ void Daemon::start_deferred_opens() {
   while (!waiting.empty()) {
     auto [pool, conn] = waiting.front();
     waiting.pop_front();
-    if (server_slot_free(*pool)) {
+    if (server_slot_free(*pool) || (evict_for(*pool) && server_slot_free(*pool))) {
       pool->start_deferred_open(conn);
     } else {
       deferred_opens_.emplace_back(pool, conn);

@@ -60,10 +60,16 @@ class Daemon final : public AdminBackend {
 
   // max_db_connections / max_user_connections (PgBouncer's semantics): whether one more server connection
   // for this pool fits, counting every pool's open and connecting connections of its database, and of its
-  // server login user. One that does not fit waits (defer_open), oldest first, until a server connection
-  // closes anywhere; its clients wait meanwhile, up to pool_timeout.
+  // server login user. One that does not fit waits (defer_open), oldest first; its clients wait meanwhile,
+  // up to pool_timeout.
   [[nodiscard]] bool server_slot_free(const PoolRuntime& pool) const;
+  // A deferred open goes first to room freed anywhere; when none is free, the connection idle longest in
+  // another pool sharing the full limit is closed for it (PgBouncer evicts the same way), so an idle pool
+  // cannot starve a busy one. Checked after each loop iteration that deferred an open, closed a server
+  // connection, or left one idle while opens wait.
   void defer_open(PoolRuntime* pool, std::uint64_t conn);
+  [[nodiscard]] bool has_deferred_opens() const { return !deferred_opens_.empty(); }
+  void kick_deferred_opens();
   // Forgets one deferred open of `pool`, or all of them (nullopt: the pool is going away).
   void cancel_deferred_open(PoolRuntime* pool, std::optional<std::uint64_t> conn);
 
@@ -117,6 +123,13 @@ class Daemon final : public AdminBackend {
   void accept_ready(Listener& l);
   void free_retired();
   void start_deferred_opens();
+  struct SharedLimits {
+    bool db_full = false;    // max_db_connections reached for the pool's database
+    bool user_full = false;  // max_user_connections reached for its server login user
+  };
+  [[nodiscard]] SharedLimits shared_limits(const PoolRuntime& pool) const;
+  // Closes the longest-idle connection of a pool other than `pool` whose closing makes room for it.
+  bool evict_for(const PoolRuntime& pool);
   void janitor();
 
   void refresh_metrics();

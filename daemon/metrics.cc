@@ -30,8 +30,9 @@ const Histogram::BucketBoundaries kConnectBuckets = {0.0005, 0.001, 0.0025, 0.00
                                                      0.25,   0.5,   1.0,    2.5,   5.0,  10.0,  30.0};
 
 constexpr std::array<CloseReason, kCloseReasonCount> kCloseReasons = {
-    CloseReason::kRecycle,     CloseReason::kIdle,   CloseReason::kOverflow,   CloseReason::kError,
-    CloseReason::kInvalidated, CloseReason::kShrink, CloseReason::kPingFailed, CloseReason::kResetFailed};
+    CloseReason::kRecycle,    CloseReason::kIdle,        CloseReason::kOverflow,
+    CloseReason::kError,      CloseReason::kInvalidated, CloseReason::kShrink,
+    CloseReason::kPingFailed, CloseReason::kResetFailed, CloseReason::kEvicted};
 
 template <class T>
 Family<T>& build(prometheus::Registry& r, const std::string& name, const std::string& help);
@@ -65,6 +66,7 @@ std::string_view close_reason_name(CloseReason r) {
     case CloseReason::kShrink: return "shrink";
     case CloseReason::kPingFailed: return "ping_failed";
     case CloseReason::kResetFailed: return "reset_failed";
+    case CloseReason::kEvicted: return "evicted";
   }
   return "unknown";
 }

@@ -54,8 +54,8 @@
 namespace pooler::daemon {
 
 // Why a server connection was closed: the `reason` label of pooler_pool_server_connections_closed_total.
-enum class CloseReason { kRecycle, kIdle, kOverflow, kError, kInvalidated, kShrink, kPingFailed, kResetFailed };
-inline constexpr std::size_t kCloseReasonCount = 8;
+enum class CloseReason { kRecycle, kIdle, kOverflow, kError, kInvalidated, kShrink, kPingFailed, kResetFailed, kEvicted };
+inline constexpr std::size_t kCloseReasonCount = 9;
 // The label value: "recycle", "idle", "overflow", "error", "invalidated", "shrink", "ping_failed", "reset_failed".
 [[nodiscard]] std::string_view close_reason_name(CloseReason r);
 

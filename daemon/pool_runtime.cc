@@ -28,6 +28,7 @@ CloseReason metrics_reason(pool::CloseReason r) {
     case pool::CloseReason::kShrink: return CloseReason::kShrink;
     case pool::CloseReason::kPingFailed: return CloseReason::kPingFailed;
     case pool::CloseReason::kResetFailed: return CloseReason::kResetFailed;
+    case pool::CloseReason::kEvicted: return CloseReason::kEvicted;
   }
   return CloseReason::kError;
 }
@@ -306,6 +307,18 @@ void PoolRuntime::run(std::vector<pool::Action>& actions) {
   pending_.clear();
   in_run_ = false;
   arm_timer();
+  // A connection left idle here may be what an open deferred in another pool is waiting for.
+  if (daemon_.has_deferred_opens() && pool_.oldest_idle_since()) daemon_.kick_deferred_opens();
+}
+
+bool PoolRuntime::evict_idle(std::string_view for_pool) {
+  std::vector<pool::Action> acts;
+  if (!pool_.evict_idle(acts)) return false;
+  spdlog::info("event=server_evicted pool={} for_pool={} reason=\"max_db_connections or max_user_connections "
+               "reached\"",
+               name_, for_pool);
+  run(acts);
+  return true;
 }
 
 ServerConn* PoolRuntime::find(std::uint64_t id) {

@@ -88,6 +88,8 @@ class PoolRuntime final : public ServerConnOwner {
 
   // The daemon found room under max_db_connections / max_user_connections for a deferred open.
   void start_deferred_open(std::uint64_t conn);
+  // Closes this pool's longest-idle connection so that pool `for_pool` can open one (see Daemon::defer_open).
+  bool evict_idle(std::string_view for_pool);
 
   // ServerConnOwner
   void on_server_connected(ServerConn* s) override;

@@ -28,6 +28,7 @@ std::string_view to_string(CloseReason reason) {
     case CloseReason::kShrink: return "shrink";
     case CloseReason::kPingFailed: return "ping_failed";
     case CloseReason::kResetFailed: return "reset_failed";
+    case CloseReason::kEvicted: return "evicted";
   }
   return "?";
 }

@@ -24,6 +24,7 @@ enum class CloseReason {
   kShrink,       // over the limits after reconfigure()
   kPingFailed,   // pre-ping failed
   kResetFailed,  // reset on return failed
+  kEvicted,      // idle, closed to make room for another pool (evict_idle)
 };
 
 // Why a waiting client gets an error instead of a connection.

@@ -51,6 +51,19 @@ void Pool::close(Conn& c, CloseReason reason, std::vector<Action>& out) {
   out.push_back(CloseConn{id, reason});
 }
 
+bool Pool::evict_idle(std::vector<Action>& out) {
+  auto& idle = list(State::kIdle);
+  if (idle.empty()) return false;
+  close(conns_.at(idle.front()), CloseReason::kEvicted, out);  // ordered by idle_since: front waited longest
+  return true;
+}
+
+std::optional<TimePoint> Pool::oldest_idle_since() const {
+  const auto& idle = list(State::kIdle);
+  if (idle.empty()) return std::nullopt;
+  return conns_.at(idle.front()).idle_since;
+}
+
 void Pool::enqueue(const Waiter& w) {
   queue_.emplace(w.seq, w);
   waiter_seq_.emplace(w.id, w.seq);

@@ -105,6 +105,12 @@ class Pool {
   // they come back (never taken from a client); more room opens for waiters now. Waiters keep their
   // deadlines. `options` must pass validate().
   void reconfigure(Options options, TimePoint now, std::vector<Action>& out);
+  // Another pool needs a server connection and a limit shared between pools (the daemon's
+  // max_db_connections / max_user_connections) is full: the connection idle longest is closed (kEvicted).
+  // False when none is idle. A pool left below min_pool_size refills at its next tick(), like after any close.
+  bool evict_idle(std::vector<Action>& out);
+  // How long the longest-idle connection has been idle, for choosing whom to evict; nullopt when none is.
+  [[nodiscard]] std::optional<TimePoint> oldest_idle_since() const;
 
   [[nodiscard]] Stats stats() const;
   [[nodiscard]] const Options& options() const { return options_; }

@@ -269,5 +269,64 @@ TEST_F(LimitsTest, ServerConnectionCapsAcrossPools) {
   EXPECT_EQ(daemon.stop(), 0) << daemon.log_tail();
 }
 
+// Under max_db_connections, idle connections kept by one pool do not starve another: the pool whose clients
+// wait closes the connection idle longest elsewhere (reason "evicted") and opens its own.
+//  1. app's two connections are idle in its pool (pool_size 2 keeps them); leaky's login evicts one at once.
+//  2. app and leaky hold both connections; leaky's second login waits, and gets app's connection the moment
+//     app's client leaves it idle.
+TEST_F(LimitsTest, IdleConnectionOfAnotherPoolIsEvictedForWaitingClients) {
+  PoolerConfig config = app_pooler_config(*stack_.cluster);
+  config.databases[0].pool_size = 2;
+  config.databases[0].pool_timeout = 60.0;
+  config.databases[0].extra_lines = {"application_name = \"evicting\""};
+  config.users.push_back({kLeakyUser, kLeakyPassword});
+  config.extra_pooler_lines = {"max_db_connections = 2"};
+  DaemonProcess daemon(config);
+  PgConnPtr observer = connect(stack_.cluster->superuser_conninfo("app"));
+  auto server_conns = [&] {
+    return std::stoi(query_value(observer.get(), "SELECT count(*) FROM pg_stat_activity WHERE "
+                                                 "application_name = 'evicting' AND datname = 'app'"));
+  };
+  auto evictions = [&] {
+    std::size_t n = 0;
+    const std::string log = daemon.log();
+    for (std::size_t at = 0; (at = log.find("event=server_evicted pool=app/app for_pool=app/leaky", at)) !=
+                             std::string::npos;
+         ++at) {
+      ++n;
+    }
+    return n;
+  };
+
+  {
+    PgConnPtr a = connect(pooler_conninfo(daemon));
+    PgConnPtr b = connect(pooler_conninfo(daemon));
+    ASSERT_EQ(server_conns(), 2);
+  }
+  ASSERT_TRUE(eventually([&] { return server_conns() == 2 && evictions() == 0; }));
+  PgConnPtr leaky = connect(pooler_conninfo(daemon, kLeakyUser, kLeakyPassword));
+  EXPECT_EQ(query_value(leaky.get(), "SELECT current_user"), kLeakyUser);
+  EXPECT_EQ(evictions(), 1u) << daemon.log_tail();
+  EXPECT_LE(server_conns(), 2);
+
+  PgConnPtr app = connect(pooler_conninfo(daemon));  // takes app's remaining idle connection
+  auto leaky2 = std::async(std::launch::async, [conninfo = pooler_conninfo(daemon, kLeakyUser, kLeakyPassword)] {
+    return try_connect(conninfo);
+  });
+  ASSERT_TRUE(eventually([&] { return daemon.log().find("event=server_open_deferred pool=app/leaky") !=
+                                      std::string::npos; }))
+      << daemon.log_tail();
+  EXPECT_EQ(leaky2.wait_for(0s), std::future_status::timeout) << "logged in past max_db_connections";
+  app.reset();  // its connection goes back to app's pool, idle: leaky's waiting login takes its place
+  ASSERT_EQ(leaky2.wait_for(30s), std::future_status::ready) << daemon.log_tail();
+  PgConnPtr leaky2_conn = leaky2.get();
+  ASSERT_EQ(PQstatus(leaky2_conn.get()), CONNECTION_OK) << PQerrorMessage(leaky2_conn.get());
+  EXPECT_EQ(evictions(), 2u) << daemon.log_tail();
+  EXPECT_LE(server_conns(), 2);
+  leaky.reset();
+  leaky2_conn.reset();
+  EXPECT_EQ(daemon.stop(), 0) << daemon.log_tail();
+}
+
 }  // namespace
 }  // namespace pooler::test

@@ -194,6 +194,31 @@ TEST_F(PoolMaintenance, IdleCheckFailureInvalidates) {
   EXPECT_EQ(pool().stats().total, 0);
 }
 
+// evict_idle (another pool needs the room) closes the connection idle longest, and only idle ones; a pool
+// left below min_pool_size refills at its next tick like after any close.
+TEST_F(PoolMaintenance, EvictClosesLongestIdle) {
+  Options o = sized(3, 0);
+  o.min_pool_size = 2;
+  make(o);
+  const ConnId c1 = open_for(1), c2 = open_for(2), c3 = open_for(3);
+  give_back(c2);
+  clock_.advance(1s);
+  give_back(c1);
+  EXPECT_EQ(pool().oldest_idle_since(), clock_.now - 1s);
+  Actions a = run([&](Actions& out) { EXPECT_TRUE(pool().evict_idle(out)); });
+  ASSERT_EQ(one_of<CloseConn>(a).conn, c2);
+  EXPECT_EQ(one_of<CloseConn>(a).reason, CloseReason::kEvicted);
+  a = run([&](Actions& out) { EXPECT_TRUE(pool().evict_idle(out)); });
+  EXPECT_EQ(one_of<CloseConn>(a).conn, c1);
+  // c3 is checked out: nothing idle to evict.
+  a = run([&](Actions& out) { EXPECT_FALSE(pool().evict_idle(out)); });
+  EXPECT_TRUE(a.empty()) << describe(a);
+  EXPECT_FALSE(pool().oldest_idle_since().has_value());
+  EXPECT_EQ(pool().stats().active, 1);
+  EXPECT_EQ(all_of<OpenConn>(tick()).size(), 1u) << "refills to min_pool_size 2";
+  (void)c3;
+}
+
 // Overflow connections are closed on return once pool_size are idle, without a pointless reset.
 TEST_F(PoolReturn, OverflowClosedWhenPoolSizeIdle) {
   make(sized(2, 1));
