@@ -97,6 +97,7 @@ struct Tls {
   std::string cert_file;                     // PEM certificate (chain) presented to clients
   std::string key_file;                      // its PEM private key
   std::string client_tls_ca;                 // PEM CA bundle for client certificates; "" = none asked for
+  std::string client_tls_crl;                // PEM revocation list(s) for client certificates; "" = none
   std::string ciphers;                       // OpenSSL cipher list for TLS 1.2; "" = the pooler's default
   TlsVersion min_version = TlsVersion::kTls12;
   // Default: kAllow when cert_file is set, else kDisable.

@@ -47,6 +47,10 @@ void read_tls(TableReader& r, Tls& tls) {
             "cert_file and key_file go together: give both, or neither to turn client TLS off");
   }
   r.string("client_tls_ca", tls.client_tls_ca, false);
+  if (r.string("client_tls_crl", tls.client_tls_crl, false) && !tls.client_tls_crl.empty() &&
+      tls.client_tls_ca.empty()) {
+    r.error("client_tls_crl", "needs client_tls_ca: without it no client certificate is asked for or checked");
+  }
   r.string("ciphers", tls.ciphers, false);
   r.choice("min_version", tls.min_version);
   const bool have_cert = !tls.cert_file.empty() && !tls.key_file.empty();

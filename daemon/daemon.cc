@@ -912,6 +912,7 @@ std::vector<std::pair<std::string, std::string>> Daemon::config_values() {
       {"tls_cert_file", p.tls.cert_file},
       {"tls_key_file", p.tls.key_file},
       {"tls_client_tls_ca", p.tls.client_tls_ca},
+      {"tls_client_tls_crl", p.tls.client_tls_crl},
       {"tls_min_version", std::string(config::to_string(p.tls.min_version))},
       {"hba_rules", std::to_string(p.hba.size())},
   };

@@ -75,6 +75,17 @@ std::expected<SslCtxPtr, std::string> make_client_tls_context(const config::Tls&
       return std::unexpected(
           fmt::format("[pooler.tls] client_tls_ca \"{}\": {}", tls.client_tls_ca, openssl_error()));
     }
+    if (!tls.client_tls_crl.empty()) {
+      // As PostgreSQL's ssl_crl_file: every certificate of the chain is checked, and a CA without a CRL in
+      // the file fails verification, so a list that does not match client_tls_ca is noticed at once.
+      X509_STORE* store = SSL_CTX_get_cert_store(ctx.get());
+      X509_LOOKUP* lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+      if (lookup == nullptr || X509_load_crl_file(lookup, tls.client_tls_crl.c_str(), X509_FILETYPE_PEM) <= 0) {
+        return std::unexpected(
+            fmt::format("[pooler.tls] client_tls_crl \"{}\": {}", tls.client_tls_crl, openssl_error()));
+      }
+      X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    }
     STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(tls.client_tls_ca.c_str());
     if (names != nullptr) SSL_CTX_set_client_CA_list(ctx.get(), names);
     // Ask for a certificate and verify one that is given; a missing one is judged after the handshake

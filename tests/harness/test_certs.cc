@@ -65,4 +65,34 @@ IssuedCert TestCa::issue(const std::string& file_stem, const std::string& cn, bo
   return out;
 }
 
+std::filesystem::path TestCa::make_crl(const std::string& file_stem,
+                                       const std::vector<std::filesystem::path>& revoked) {
+  // `openssl ca` keeps revocations in an index file; a fresh one per CRL makes the list exactly `revoked`.
+  const std::filesystem::path work = temp_.path() / (file_stem + ".crl.d");
+  std::filesystem::create_directories(work);
+  const std::filesystem::path index = work / "index.txt";
+  const std::filesystem::path conf = work / "ca.cnf";
+  const std::filesystem::path out = temp_.path() / (file_stem + ".crl");
+  { std::ofstream f(index, std::ios::trunc); }
+  {
+    std::ofstream f(work / "crlnumber", std::ios::trunc);
+    f << "01\n";
+  }
+  {
+    std::ofstream f(conf, std::ios::trunc);
+    f << "[ca]\ndefault_ca = test_ca\n[test_ca]\n"
+      << "database = " << index.string() << "\n"
+      << "crlnumber = " << (work / "crlnumber").string() << "\n"
+      << "default_md = sha256\ndefault_crl_days = 2\n";
+  }
+  for (const std::filesystem::path& cert : revoked) {
+    openssl({"ca", "-config", conf.string(), "-keyfile", ca_key_.string(), "-cert", ca_cert_.string(), "-revoke",
+             cert.string()});
+  }
+  openssl({"ca", "-config", conf.string(), "-keyfile", ca_key_.string(), "-cert", ca_cert_.string(), "-gencrl",
+           "-out", out.string()});
+  ::chmod(out.c_str(), 0644);
+  return out;
+}
+
 }  // namespace pooler::test

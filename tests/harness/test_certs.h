@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "tests/harness/temp_dir.h"
 
@@ -29,6 +30,9 @@ class TestCa {
   // certificates carry subjectAltName DNS:localhost and IP:127.0.0.1 so verify-full works on loopback.
   // for_postgres: the key is owned by the `postgres` OS user when we are root, as the server requires.
   IssuedCert issue(const std::string& file_stem, const std::string& cn, bool server, bool for_postgres = false);
+
+  // A PEM CRL signed by this CA revoking exactly `revoked` (certificates it issued), written to <file_stem>.crl.
+  std::filesystem::path make_crl(const std::string& file_stem, const std::vector<std::filesystem::path>& revoked);
 
  private:
   TempDir temp_;

@@ -309,5 +309,47 @@ TEST_F(TlsTest, VerifyFullModeNeedsMatchingCertificate) {
   EXPECT_EQ(daemon.stop(), 0) << daemon.log_tail();
 }
 
+// client_tls_crl: a client certificate the CRL revokes fails the handshake; one it does not revoke logs in.
+// An empty CRL from the same CA admits both, which shows the refusal is the revocation and nothing else.
+TEST_F(TlsTest, RevokedClientCertificateRefused) {
+  const IssuedCert revoked = ca_->issue("app-revoked", kAppUser, false);
+  const std::filesystem::path crl = ca_->make_crl("revoking", {revoked.cert});
+  const std::filesystem::path empty_crl = ca_->make_crl("empty", {});
+  auto run = [&](const std::filesystem::path& crl_file, bool revoked_admitted) {
+    SCOPED_TRACE(crl_file.string());
+    PoolerConfig config = app_pooler_config(*stack_.cluster);
+    config.extra_pooler_lines = {
+        "[pooler.tls]",
+        fmt::format("cert_file = {}", toml_string(v1_.cert.string())),
+        fmt::format("key_file = {}", toml_string(v1_.key.string())),
+        fmt::format("client_tls_ca = {}", toml_string(ca_->ca_cert().string())),
+        fmt::format("client_tls_crl = {}", toml_string(crl_file.string())),
+        "client_tls_mode = \"verify-full\"",
+    };
+    DaemonProcess daemon(config);
+    auto attempt = [&](const IssuedCert& c) {
+      return try_connect(pooler_conninfo(daemon, kAppUser, kAppPassword, kAppDatabase,
+                                         fmt::format("sslmode=require sslcert={} sslkey={}",
+                                                     quote_conninfo_value(c.cert.string()),
+                                                     quote_conninfo_value(c.key.string()))));
+    };
+    PgConnPtr good = attempt(appcert_);
+    ASSERT_EQ(PQstatus(good.get()), CONNECTION_OK) << PQerrorMessage(good.get());
+    EXPECT_EQ(query_value(good.get(), "SELECT current_user"), kAppUser);
+    PgConnPtr bad = attempt(revoked);
+    if (revoked_admitted) {
+      EXPECT_EQ(PQstatus(bad.get()), CONNECTION_OK) << PQerrorMessage(bad.get());
+    } else {
+      EXPECT_EQ(PQstatus(bad.get()), CONNECTION_BAD);
+      EXPECT_NE(std::string(PQerrorMessage(bad.get())).find("certificate revoked"), std::string::npos)
+          << PQerrorMessage(bad.get());
+    }
+    EXPECT_TRUE(daemon.alive());
+    EXPECT_EQ(daemon.stop(), 0) << daemon.log_tail();
+  };
+  run(crl, false);
+  run(empty_crl, true);
+}
+
 }  // namespace
 }  // namespace pooler::test

@@ -348,9 +348,12 @@ cipher = "HIGH"
 cert_file = "a.crt"
 key_file = "a.key"
 client_tls_mode = "verify-ca"
+client_tls_crl = "clients.crl"
 )");
   EXPECT_NE(joined(verify).find("pooler.toml:4:19: pooler.tls.client_tls_mode: \"verify-ca\" needs client_tls_ca"),
             std::string::npos)
+      << joined(verify);
+  EXPECT_NE(joined(verify).find("pooler.toml:5:18: pooler.tls.client_tls_crl: needs client_tls_ca"), std::string::npos)
       << joined(verify);
 }
 
