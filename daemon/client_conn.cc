@@ -1431,7 +1431,7 @@ bool ClientConn::handle_statement_message(char type, std::string_view msg, std::
   }
   auto lookup = [this](std::string_view name) -> StatementRef {
     if (name.empty()) return nullptr;
-    auto it = statements_.find(std::string(name));
+    auto it = statements_.find(name);
     return it == statements_.end() ? nullptr : it->second;
   };
   std::string_view rest = body;
@@ -1458,13 +1458,13 @@ bool ClientConn::handle_statement_message(char type, std::string_view msg, std::
         }
         break;  // the unnamed statement: as sent
       }
-      if (statements_.contains(std::string(*name)) && owed.size() != 0) {
+      if (statements_.contains(*name) && owed.size() != 0) {
         // Whether the name is taken depends on answers still to come (its Parse may fail): decided once
         // they are in.
         stalled_ = true;
         return false;
       }
-      if (statements_.contains(std::string(*name))) {
+      if (statements_.contains(*name)) {
         // As PostgreSQL: the first statement stays, and the server skips to the Sync.
         std::string err;
         protocol::write_error_response(

@@ -189,7 +189,7 @@ class ClientConn final : public SocketOwner {
   std::string fake_statement_tag_;
   std::string fake_portal_tag_;
   // The client's named statements: its name → the pool's statement.
-  std::unordered_map<std::string, StatementRef> statements_;
+  StringMap<StatementRef> statements_;
   UvHandle<uv_timer_t> idle_tx_timer_;  // idle_transaction_timeout; made on first use
   bool idle_tx_armed_ = false;
   bool close_after_flush_ = false;

@@ -12,12 +12,12 @@ namespace pooler::daemon {
 // ---- StatementRegistry ----
 
 StatementRef StatementRegistry::intern(std::string_view parse_tail) {
-  std::string key(parse_tail);
-  auto it = by_tail_.find(key);
+  auto it = by_tail_.find(parse_tail);
   if (it != by_tail_.end()) {
     if (StatementRef live = it->second.lock()) return live;
   }
   // A new name even for a tail seen before: nobody holds the old statement, so no server has it either.
+  std::string key(parse_tail);
   auto s = std::make_shared<const Statement>(Statement{fmt::format("pooler_{}", ++next_id_), key});
   by_tail_.insert_or_assign(std::move(key), s);
   // Entries nobody holds are swept once the map could have doubled with them: amortised O(1) per insert.

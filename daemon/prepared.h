@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
@@ -22,6 +23,15 @@
 #include <vector>
 
 namespace pooler::daemon {
+
+// Hash for maps keyed by std::string that are looked up with string_views from the read buffer, without
+// building a std::string per lookup (heterogeneous lookup, with std::equal_to<>).
+struct StringHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+template <class V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
 // One distinct statement as the pool prepares it on its servers.
 struct Statement {
@@ -40,7 +50,7 @@ class StatementRegistry {
  private:
   void sweep();
 
-  std::unordered_map<std::string, std::weak_ptr<const Statement>> by_tail_;
+  StringMap<std::weak_ptr<const Statement>> by_tail_;
   std::uint64_t next_id_ = 0;
   std::size_t inserts_since_sweep_ = 0;
 };

@@ -44,16 +44,6 @@ constexpr auto kRecovery = 5s;
 // Longer than anything the daemon should ever make a client wait here: reaching it means a hang.
 constexpr auto kStatementDeadline = 15s;
 
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit, std::chrono::milliseconds every = 20ms) {
-  const auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(every);
-  }
-  return pred();
-}
-
 bool icontains(std::string_view haystack, std::string_view needle) {
   auto lower = [](std::string_view s) {
     std::string out(s);

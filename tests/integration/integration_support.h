@@ -44,13 +44,14 @@ struct Stack {
   }
 };
 
-// Polls `pred` every 20 ms until it holds or `limit` passes; returns its last value.
+// Polls `pred` every `every` until it holds or `limit` passes; returns its last value.
 template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(30),
+                std::chrono::milliseconds every = std::chrono::milliseconds(20)) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < deadline) {
     if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(every);
   }
   return pred();
 }

@@ -287,16 +287,7 @@ TEST_F(LimitsTest, IdleConnectionOfAnotherPoolIsEvictedForWaitingClients) {
     return std::stoi(query_value(observer.get(), "SELECT count(*) FROM pg_stat_activity WHERE "
                                                  "application_name = 'evicting' AND datname = 'app'"));
   };
-  auto evictions = [&] {
-    std::size_t n = 0;
-    const std::string log = daemon.log();
-    for (std::size_t at = 0; (at = log.find("event=server_evicted pool=app/app for_pool=app/leaky", at)) !=
-                             std::string::npos;
-         ++at) {
-      ++n;
-    }
-    return n;
-  };
+  auto evictions = [&] { return count_of(daemon.log(), "event=server_evicted pool=app/app for_pool=app/leaky"); };
 
   {
     PgConnPtr a = connect(pooler_conninfo(daemon));

@@ -36,50 +36,12 @@ constexpr const char* kAdminUser = "admin";
 constexpr const char* kAdminPassword = "adminpw";
 constexpr const char* kPromtool = "/usr/bin/promtool";
 
-// The body of one GET over a fresh connection (Connection: close), read to EOF; throws on anything but a
-// complete 200 answer within `timeout`.
+// The body of a 200 answer to one GET; throws on anything else (see http_get).
 std::string http_get_body(int port, const std::string& path, std::chrono::milliseconds timeout = 5s) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    throw std::runtime_error(fmt::format("nothing accepts on metrics port {}", port));
-  }
-  const std::string request = fmt::format(
-      "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUser-Agent: pooler-ops-test\r\nConnection: close\r\n\r\n", path, port);
-  if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
-    throw std::runtime_error("could not send the HTTP request");
-  }
-  std::string raw;
-  const auto deadline = Clock::now() + timeout;
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) throw std::runtime_error(fmt::format("GET {}: no complete answer in time", path));
-    pollfd pfd{fd, POLLIN, 0};
-    ::poll(&pfd, 1, static_cast<int>(left));
-    char buf[8192];
-    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
-    if (n > 0) {
-      raw.append(buf, static_cast<std::size_t>(n));
-      continue;
-    }
-    if (n == 0) break;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) continue;
-    if (!raw.empty()) break;
-    throw std::runtime_error(fmt::format("GET {}: connection failed before any answer", path));
-  }
-  if (!raw.starts_with("HTTP/1.") || raw.size() < 12) throw std::runtime_error("not an HTTP response: " + raw);
-  if (raw.substr(9, 3) != "200") throw std::runtime_error("GET " + path + " answered " + raw.substr(0, 40));
-  auto end_of_headers = raw.find("\r\n\r\n");
-  if (end_of_headers == std::string::npos) throw std::runtime_error("no end of headers: " + raw);
-  return raw.substr(end_of_headers + 4);
+  std::optional<HttpResponse> r = http_get(port, path, timeout);
+  if (!r) throw std::runtime_error(fmt::format("nothing accepts on metrics port {}", port));
+  if (r->status != 200) throw std::runtime_error(fmt::format("GET {} answered {}", path, r->status));
+  return r->body;
 }
 
 // One parsed scrape: each sample line as (name, labels, value).
@@ -141,17 +103,6 @@ double metric(const std::vector<Sample>& samples, const std::string& name,
     if (match) sum += s.value;
   }
   return sum;
-}
-
-// Polls `pred` every 20 ms for up to `limit`; true as soon as it holds.
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 15s) {
-  const auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
 }
 
 // A result's rows as maps from column name to text value.

@@ -54,17 +54,6 @@ constexpr const char* kIdleTimeoutDb = "itimeout";   // idle_transaction_timeout
 
 std::string clients_dir() { return std::string(POOLER_SOURCE_DIR) + "/tests/integration/clients"; }
 
-// Polls `pred` every 20 ms for up to `limit`; true as soon as it holds.
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 20s) {
-  const auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
-
 PoolerConfig suite_config(const PgCluster& cluster) {
   PoolerConfig config = app_pooler_config(cluster);
   config.log_level = "info";

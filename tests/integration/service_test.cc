@@ -36,23 +36,6 @@ int app_backends(PGconn* admin) {
   return std::stoi(query_value(admin, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'"));
 }
 
-// Polls `pred` every 20 ms for up to `limit`; true as soon as it holds.
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 20s) {
-  const auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
-
-std::size_t count_of(const std::string& haystack, const std::string& needle) {
-  std::size_t n = 0;
-  for (auto pos = haystack.find(needle); pos != std::string::npos; pos = haystack.find(needle, pos + 1)) ++n;
-  return n;
-}
-
 // 1-based number of the line of `text` that contains `needle`.
 int line_of(const std::string& text, const std::string& needle) {
   auto pos = text.find(needle);

@@ -30,17 +30,6 @@ int app_backends(PGconn* admin) {
   return std::stoi(query_value(admin, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'"));
 }
 
-// Polls `pred` every 20 ms for up to `limit`; true as soon as it holds.
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = 20s) {
-  const auto deadline = Clock::now() + limit;
-  while (Clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
-}
-
 class IntegrationTransactionMode : public ::testing::Test {
  protected:
   void TearDown() override { dump_logs_on_failure(stack_); }
