@@ -148,12 +148,13 @@ void show_stats(AdminBackend& b, std::string& out) {
 
 void show_databases(AdminBackend& b, std::string& out) {
   Table t(out, {tx("name"), tx("host"), i8("port"), tx("database"), tx("force_user"), i8("pool_size"),
-                i8("min_pool_size"), tx("pool_mode"), i8("current_connections"), i8("paused"), i8("max_overflow")});
+                i8("min_pool_size"), tx("pool_mode"), i8("current_connections"), i8("paused"), i8("max_overflow"),
+                i8("disabled")});
   for (const AdminDatabase& d : b.databases()) {
     // PgBouncer shows NULL for "no forced user"; an empty host is a unix socket there, NULL too.
     t.row({text(d.name), d.host.empty() ? Cell{} : text(d.host), num(d.port), text(d.database),
            d.force_user.empty() ? Cell{} : text(d.force_user), num(d.pool_size), num(d.min_pool_size),
-           text(d.pool_mode), num(d.current_connections), num(d.paused), num(d.max_overflow)});
+           text(d.pool_mode), num(d.current_connections), num(d.paused), num(d.max_overflow), num(d.disabled)});
   }
   t.done();
 }
@@ -175,6 +176,9 @@ constexpr std::string_view kHelp =
     "\tPAUSE [<db>]\n"
     "\tRESUME [<db>]\n"
     "\tKILL <db>\n"
+    "\tRECONNECT [<db>]\n"
+    "\tDISABLE <db>\n"
+    "\tENABLE <db>\n"
     "\tRELOAD\n"
     "\tSHUTDOWN";
 
@@ -336,16 +340,26 @@ std::expected<void, Failure> run(const std::vector<Token>& args, AdminBackend& b
   const Token& cmd = args[0];
   if (is_keyword(cmd, "show")) return run_show(args, b, out);
 
-  if (is_keyword(cmd, "pause") || is_keyword(cmd, "resume")) {
+  if (is_keyword(cmd, "pause") || is_keyword(cmd, "resume") || is_keyword(cmd, "reconnect")) {
     const bool pause = is_keyword(cmd, "pause");
-    const char* tag = pause ? "PAUSE" : "RESUME";
+    const bool reconnect = is_keyword(cmd, "reconnect");
+    const char* tag = pause ? "PAUSE" : reconnect ? "RECONNECT" : "RESUME";
     if (args.size() > 2) return std::unexpected(usage(tag, fmt::format("{} [<db>]", tag)));
     std::optional<std::string> db;
     if (args.size() == 2) {
       db = args[1].text;
       if (auto r = require_database(b, *db); !r) return r;
     }
-    if (auto r = from_backend(pause ? b.pause(db) : b.resume(db)); !r) return r;
+    if (auto r = from_backend(pause ? b.pause(db) : reconnect ? b.reconnect(db) : b.resume(db)); !r) return r;
+    write_command_complete(out, tag);
+    return {};
+  }
+  if (is_keyword(cmd, "disable") || is_keyword(cmd, "enable")) {
+    const bool disable = is_keyword(cmd, "disable");
+    const char* tag = disable ? "DISABLE" : "ENABLE";
+    if (args.size() != 2) return std::unexpected(usage(tag, fmt::format("{} <db>", tag)));
+    if (auto r = require_database(b, args[1].text); !r) return r;
+    if (auto r = from_backend(disable ? b.disable(args[1].text) : b.enable(args[1].text)); !r) return r;
     write_command_complete(out, tag);
     return {};
   }
@@ -365,8 +379,7 @@ std::expected<void, Failure> run(const std::vector<Token>& args, AdminBackend& b
     return {};
   }
   // PgBouncer console commands with no pooler equivalent.
-  static constexpr std::string_view kPgBouncerOnly[] = {"suspend",    "disable", "enable", "reconnect",
-                                                        "wait_close", "set",     "kill_client"};
+  static constexpr std::string_view kPgBouncerOnly[] = {"suspend", "wait_close", "set", "kill_client"};
   for (std::string_view name : kPgBouncerOnly) {
     if (is_keyword(cmd, name)) {
       return std::unexpected(Failure{"0A000", fmt::format("{} is not supported by pooler", cmd.text),

@@ -1,5 +1,5 @@
-// The admin console of the virtual database `pooler`: PgBouncer-compatible SHOW/PAUSE/RESUME/RELOAD/KILL/
-// SHUTDOWN commands, answered as protocol bytes from the daemon's state. Pure: no sockets, no libuv.
+// The admin console of the virtual database `pooler`: PgBouncer-compatible SHOW/PAUSE/RESUME/RECONNECT/
+// DISABLE/ENABLE/RELOAD/KILL/SHUTDOWN commands, answered as protocol bytes from the daemon's state. Pure: no sockets, no libuv.
 #pragma once
 
 #include <cstdint>
@@ -56,6 +56,7 @@ struct AdminDatabase {
   std::string database{}, force_user{}, pool_mode{};
   int pool_size = 0, min_pool_size = 0, max_overflow = 0, current_connections = 0;
   bool paused = false;
+  bool disabled = false;  // DISABLE: new client logins refused
 };
 
 // What the console reads and does; implemented by the daemon. Calls happen on the loop thread, inside
@@ -74,6 +75,12 @@ class AdminBackend {
   virtual std::expected<void, std::string> resume(std::optional<std::string> db) = 0;
   virtual std::expected<void, std::string> reload() = 0;
   virtual std::expected<void, std::string> kill(const std::string& db) = 0;
+  // RECONNECT: every server connection of the database(s) is replaced, the idle ones now, the others when
+  // their client gives them back; clients are not disturbed.
+  virtual std::expected<void, std::string> reconnect(std::optional<std::string> db) = 0;
+  // DISABLE / ENABLE: refuse or allow new client logins to a database; connected clients go on.
+  virtual std::expected<void, std::string> disable(const std::string& db) = 0;
+  virtual std::expected<void, std::string> enable(const std::string& db) = 0;
   virtual std::expected<void, std::string> shutdown() = 0;
 
  protected:

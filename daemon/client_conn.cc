@@ -772,6 +772,12 @@ void ClientConn::auth_ok() {
     fatal("3D000", fmt::format("database \"{}\" does not exist", database_));
     return;
   }
+  if (daemon_.database_disabled(database_)) {
+    // PostgreSQL's words for a database with datallowconn = false.
+    fatal("55000", fmt::format("database \"{}\" is not currently accepting connections", database_),
+          "It was disabled with DISABLE on the pooler's admin console; ENABLE allows connections again.");
+    return;
+  }
   pool_ = &daemon_.pool_for(*db, user_);
   interpret_ = pool_->mode() == config::PoolMode::kTransaction;
   prepared_ = interpret_ && pool_->database().max_prepared_statements > 0;

@@ -881,6 +881,7 @@ std::vector<AdminDatabase> Daemon::databases() {
       row.current_connections += pool->pool().stats().total;
     }
     row.paused = any ? all_paused : paused_all_;
+    row.disabled = database_disabled(name);
     out.push_back(std::move(row));
   }
   return out;
@@ -941,6 +942,26 @@ std::expected<void, std::string> Daemon::kill(const std::string& db) {
     if (key.first == db) pool->kill();
   }
   spdlog::info("event=killed database={}", log_value(db));
+  return {};
+}
+
+std::expected<void, std::string> Daemon::reconnect(std::optional<std::string> db) {
+  for (auto& [key, pool] : pools_) {
+    if (!db || key.first == *db) pool->reconnect();
+  }
+  spdlog::info("event=reconnect database={}", db ? log_value(*db) : "*");
+  return {};
+}
+
+std::expected<void, std::string> Daemon::disable(const std::string& db) {
+  disabled_.insert(db);
+  spdlog::info("event=disabled database={}", log_value(db));
+  return {};
+}
+
+std::expected<void, std::string> Daemon::enable(const std::string& db) {
+  disabled_.erase(db);
+  spdlog::info("event=enabled database={}", log_value(db));
   return {};
 }
 

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -98,6 +99,11 @@ class Daemon final : public AdminBackend {
   std::expected<void, std::string> pause(std::optional<std::string> db) override;
   std::expected<void, std::string> resume(std::optional<std::string> db) override;
   std::expected<void, std::string> kill(const std::string& db) override;
+  std::expected<void, std::string> reconnect(std::optional<std::string> db) override;
+  std::expected<void, std::string> disable(const std::string& db) override;
+  std::expected<void, std::string> enable(const std::string& db) override;
+  // DISABLE: logins to this database are refused (FATAL 55000) until ENABLE; kept across reloads.
+  [[nodiscard]] bool database_disabled(std::string_view db) const { return disabled_.contains(db); }
   std::expected<void, std::string> shutdown() override;
 
   // Re-reads the config file and applies it in place (SIGHUP, admin RELOAD). On error the running config
@@ -163,7 +169,8 @@ class Daemon final : public AdminBackend {
   std::uint64_t next_client_id_ = 1;
   std::int32_t next_cancel_pid_ = 1;
   bool shutting_down_ = false;
-  bool paused_all_ = false;  // PAUSE without a database: pools created later start paused too
+  bool paused_all_ = false;
+  std::set<std::string, std::less<>> disabled_;  // DISABLEd databases  // PAUSE without a database: pools created later start paused too
   std::chrono::steady_clock::time_point shutdown_deadline_{};
   std::string unix_socket_path_;
 };

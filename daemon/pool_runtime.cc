@@ -532,6 +532,12 @@ void PoolRuntime::kill() {
   run(actions);
 }
 
+void PoolRuntime::reconnect() {
+  std::vector<pool::Action> actions;
+  pool_.invalidate(now(), actions);
+  run(actions);
+}
+
 void PoolRuntime::on_health_timer(uv_timer_t* t) noexcept {
   auto* self = static_cast<PoolRuntime*>(t->data);
   if (self == nullptr) return;

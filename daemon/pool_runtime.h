@@ -55,6 +55,8 @@ class PoolRuntime final : public ServerConnOwner {
   [[nodiscard]] bool paused() const { return paused_; }
   // KILL: every server connection goes; clients using one are disconnected.
   void kill();
+  // RECONNECT: every server connection is replaced: idle ones close now, the others when given back.
+  void reconnect();
   // Connects once to every host in the background (start-up), so readiness and host state are known
   // before the first client needs them.
   void probe_all();

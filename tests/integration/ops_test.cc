@@ -410,5 +410,64 @@ TEST_F(IntegrationOps, KillDropsServerConnections) {
   EXPECT_EQ(query_value(fresh.get(), "SELECT 5"), "5");
 }
 
+// RECONNECT app in session mode: the idle server connection is replaced at once, the one a client holds
+// only when the client leaves; that client is not disturbed (same backend until it goes).
+TEST_F(IntegrationOps, ReconnectReplacesServerConnectionsWithoutDisturbingClients) {
+  ASSERT_NO_FATAL_FAILURE(start("session", 3, 0));
+  PgConnPtr holder = client();
+  const std::string held_pid = query_value(holder.get(), "SELECT pg_backend_pid()");
+  std::string idle_pid;
+  {
+    PgConnPtr other = client();
+    idle_pid = query_value(other.get(), "SELECT pg_backend_pid()");
+  }
+  auto backend_alive = [&](const std::string& pid) {
+    return query_value(observer_.get(), "SELECT count(*) FROM pg_stat_activity WHERE pid = " + pid) == "1";
+  };
+  ASSERT_TRUE(eventually([&] { return app_pool_row()["sv_idle"] == "1"; })) << "the second connection is idle";
+
+  admin("RECONNECT app");
+  EXPECT_TRUE(eventually([&] { return !backend_alive(idle_pid); })) << "idle backend " << idle_pid << " kept";
+  EXPECT_EQ(query_value(holder.get(), "SELECT pg_backend_pid()"), held_pid) << "the holder was disturbed";
+  EXPECT_TRUE(backend_alive(held_pid));
+  holder.reset();
+  EXPECT_TRUE(eventually([&] { return !backend_alive(held_pid); })) << "held backend " << held_pid << " kept";
+
+  PgConnPtr fresh = client();
+  const std::string fresh_pid = query_value(fresh.get(), "SELECT pg_backend_pid()");
+  EXPECT_NE(fresh_pid, held_pid);
+  EXPECT_NE(fresh_pid, idle_pid);
+}
+
+// DISABLE app refuses new logins with PostgreSQL's 55000 while a connected client goes on; SHOW DATABASES
+// says disabled; ENABLE app lets logins in again.
+TEST_F(IntegrationOps, DisableRefusesNewLoginsEnableAllowsThem) {
+  ASSERT_NO_FATAL_FAILURE(start("transaction", 3, 0));
+  PgConnPtr connected = client();
+  EXPECT_EQ(query_value(connected.get(), "SELECT 1"), "1");
+  auto app_disabled = [&] {
+    for (auto& row : rows(admin("SHOW DATABASES").get())) {
+      if (row["name"] == "app") return row["disabled"];
+    }
+    return std::string("no app row");
+  };
+  EXPECT_EQ(app_disabled(), "0");
+
+  admin("DISABLE app");
+  EXPECT_EQ(app_disabled(), "1");
+  PgConnPtr refused = try_connect(stack_.conninfo());
+  EXPECT_EQ(PQstatus(refused.get()), CONNECTION_BAD);
+  EXPECT_NE(std::string(PQerrorMessage(refused.get())).find("database \"app\" is not currently accepting "
+                                                             "connections"),
+            std::string::npos)
+      << PQerrorMessage(refused.get());
+  EXPECT_EQ(query_value(connected.get(), "SELECT 2"), "2") << "a connected client goes on";
+
+  admin("ENABLE app");
+  EXPECT_EQ(app_disabled(), "0");
+  PgConnPtr again = client();
+  EXPECT_EQ(query_value(again.get(), "SELECT 3"), "3");
+}
+
 }  // namespace
 }  // namespace pooler::test

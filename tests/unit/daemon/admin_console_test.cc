@@ -42,6 +42,11 @@ class FakeBackend final : public AdminBackend {
   }
   std::expected<void, std::string> reload() override { return act("reload"); }
   std::expected<void, std::string> kill(const std::string& db) override { return act("kill " + db); }
+  std::expected<void, std::string> reconnect(std::optional<std::string> db) override {
+    return act("reconnect " + db.value_or("*"));
+  }
+  std::expected<void, std::string> disable(const std::string& db) override { return act("disable " + db); }
+  std::expected<void, std::string> enable(const std::string& db) override { return act("enable " + db); }
   std::expected<void, std::string> shutdown() override { return act("shutdown"); }
 
  private:
@@ -140,7 +145,8 @@ class DaemonAdminConsole : public ::testing::Test {
         {.name = "app", .host = "db1", .port = 5432, .database = "appdb", .force_user = "", .pool_mode = "transaction",
          .pool_size = 10, .min_pool_size = 2, .max_overflow = 5, .current_connections = 7, .paused = false},
         {.name = "Mixed Case", .host = "", .port = 6000, .database = "mc", .force_user = "svc", .pool_mode = "session",
-         .pool_size = 1, .min_pool_size = 0, .max_overflow = -1, .current_connections = 0, .paused = true},
+         .pool_size = 1, .min_pool_size = 0, .max_overflow = -1, .current_connections = 0, .paused = true,
+         .disabled = true},
     };
   }
   std::vector<Answer> run(std::string_view sql) {
@@ -246,12 +252,12 @@ TEST_F(DaemonAdminConsole, ShowDatabases) {
   auto a = run("SHOW DATABASES");
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(a[0].columns, (Names{"name", "host", "port", "database", "force_user", "pool_size", "min_pool_size",
-                                 "pool_mode", "current_connections", "paused", "max_overflow"}));
+                                 "pool_mode", "current_connections", "paused", "max_overflow", "disabled"}));
   EXPECT_EQ(a[0].type_oids, (std::vector<std::int32_t>{kText, kText, kInt8, kText, kText, kInt8, kInt8, kText, kInt8,
-                                                       kInt8, kInt8}));
+                                                       kInt8, kInt8, kInt8}));
   EXPECT_EQ(a[0].rows, (std::vector<Row>{
-                           {"app", "db1", "5432", "appdb", std::nullopt, "10", "2", "transaction", "7", "0", "5"},
-                           {"Mixed Case", std::nullopt, "6000", "mc", "svc", "1", "0", "session", "0", "1", "-1"},
+                           {"app", "db1", "5432", "appdb", std::nullopt, "10", "2", "transaction", "7", "0", "5", "0"},
+                           {"Mixed Case", std::nullopt, "6000", "mc", "svc", "1", "0", "session", "0", "1", "-1", "1"},
                        }));
 }
 
@@ -359,7 +365,27 @@ TEST_F(DaemonAdminConsole, UnknownAndUnsupported) {
   EXPECT_EQ(error_of("show mem"), "0A000");
   EXPECT_EQ(error_of("SUSPEND"), "0A000");
   EXPECT_EQ(error_of("SET default_pool_size = 5"), "0A000");
-  EXPECT_EQ(error_of("RECONNECT app"), "0A000");
+  EXPECT_EQ(error_of("WAIT_CLOSE"), "0A000");
+}
+
+// RECONNECT with and without a database, DISABLE and ENABLE of one, each with its tag; wrong arities and
+// unknown databases never reach the backend.
+TEST_F(DaemonAdminConsole, ReconnectDisableEnable) {
+  auto a = run("RECONNECT; reconnect app; DISABLE app; ENABLE \"Mixed Case\"");
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_EQ(a[0].tag, "RECONNECT");
+  EXPECT_EQ(a[1].tag, "RECONNECT");
+  EXPECT_EQ(a[2].tag, "DISABLE");
+  EXPECT_EQ(a[3].tag, "ENABLE");
+  EXPECT_EQ(backend.calls,
+            (std::vector<std::string>{"reconnect *", "reconnect app", "disable app", "enable Mixed Case"}));
+  backend.calls.clear();
+  EXPECT_EQ(error_of("DISABLE"), "42601");
+  EXPECT_EQ(run("ENABLE")[0].error->hint, "usage: ENABLE <db>");
+  EXPECT_EQ(error_of("RECONNECT a b"), "42601");
+  EXPECT_EQ(error_of("DISABLE nope"), "42704");
+  EXPECT_EQ(error_of("RECONNECT nope"), "42704");
+  EXPECT_TRUE(backend.calls.empty());
 }
 
 // Keywords in any case; whitespace, newlines, comments and trailing ';' are ignored.
