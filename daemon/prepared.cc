@@ -336,7 +336,9 @@ QueryCommand classify_query(std::string_view sql) {
   }
   if (first != "deallocate") return {};
   std::string name;
-  if (!cur.quoted(name)) {
+  if (cur.quoted(name)) {
+    if (name.empty()) return {};  // "" is no identifier: the server refuses it
+  } else {
     name = cur.word();
     if (name == "prepare") {
       // DEALLOCATE PREPARE name, or a statement called "prepare".

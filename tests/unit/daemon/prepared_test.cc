@@ -327,7 +327,10 @@ TEST(DaemonClassifyQuery, AnythingElseIsOther) {
   using K = QueryCommand::Kind;
   for (std::string_view sql :
        {"SELECT 1", "DISCARD PLANS", "DISCARD ALL; SELECT 1", "DEALLOCATE", "DEALLOCATE a b", "DEALLOCATE a; SELECT 1",
-        "UNLISTEN *", "NOTIFY foo", "SET LOCAL search_path = x", "SET work_mem = '1MB'", "RESET work_mem", "", "   ", "-- LISTEN x\nSELECT 1", "/* LISTEN /* nested */ x */ SELECT 1"}) {
+        "UNLISTEN *", "NOTIFY foo", "SET LOCAL search_path = x", "SET work_mem = '1MB'", "RESET work_mem", "", "   ",
+        "-- LISTEN x\nSELECT 1", "/* LISTEN /* nested */ x */ SELECT 1",
+        // A zero-length quoted identifier is no name (the server refuses it).
+        "DEALLOCATE \"\"", "DEALLOCATE PREPARE \"\";"}) {
     EXPECT_EQ(classify_query(sql).kind, K::kOther) << sql;
   }
 }
