@@ -114,6 +114,25 @@ class TlsTest : public ::testing::Test {
     std::filesystem::copy_file(cert.key, live_key_, std::filesystem::copy_options::overwrite_existing);
   }
 
+  // A daemon of its own with client_tls_mode = verify-full against the test CA, plus `extra` [pooler.tls] lines.
+  static std::vector<std::string> verify_full_tls(std::vector<std::string> extra = {}) {
+    std::vector<std::string> lines = {
+        "[pooler.tls]",
+        fmt::format("cert_file = {}", toml_string(v1_.cert.string())),
+        fmt::format("key_file = {}", toml_string(v1_.key.string())),
+        fmt::format("client_tls_ca = {}", toml_string(ca_->ca_cert().string())),
+        "client_tls_mode = \"verify-full\"",
+    };
+    lines.insert(lines.end(), extra.begin(), extra.end());
+    return lines;
+  }
+
+  // libpq options presenting a client certificate over TLS.
+  static std::string with_cert(const IssuedCert& c) {
+    return fmt::format("sslmode=require sslcert={} sslkey={}", quote_conninfo_value(c.cert.string()),
+                       quote_conninfo_value(c.key.string()));
+  }
+
   static std::string tls_conninfo(const std::string& extra, const std::string& user = kAppUser,
                                   const std::string& password = kAppPassword, const std::string& db = kAppDatabase) {
     return pooler_conninfo(*stack_.daemon, user, password, db, extra);
@@ -185,10 +204,6 @@ TEST_F(TlsTest, ServerVerifyFullRejectsWrongCa) {
 // hba method cert: a verified client certificate whose CN is the user logs in without a password; a
 // certificate for another CN, none at all, or one from another CA is refused.
 TEST_F(TlsTest, ClientCertificateLogin) {
-  auto with_cert = [](const IssuedCert& c) {
-    return fmt::format("sslmode=require sslcert={} sslkey={}", quote_conninfo_value(c.cert.string()),
-                       quote_conninfo_value(c.key.string()));
-  };
   PgConnPtr ok = connect(tls_conninfo(with_cert(certuser_), kCertUser, ""));
   EXPECT_EQ(query_value(ok.get(), "SELECT current_user"), kCertUser);
 
@@ -278,20 +293,11 @@ TEST_F(TlsTest, ReloadWithBrokenKeyKeepsOldContext) {
 // is required on top of the password; another CN or no certificate is refused with FATAL 28000.
 TEST_F(TlsTest, VerifyFullModeNeedsMatchingCertificate) {
   PoolerConfig config = app_pooler_config(*stack_.cluster);
-  config.extra_pooler_lines = {
-      "[pooler.tls]",
-      fmt::format("cert_file = {}", toml_string(v1_.cert.string())),
-      fmt::format("key_file = {}", toml_string(v1_.key.string())),
-      fmt::format("client_tls_ca = {}", toml_string(ca_->ca_cert().string())),
-      "client_tls_mode = \"verify-full\"",
-  };
+  config.extra_pooler_lines = verify_full_tls();
   DaemonProcess daemon(config);
   auto attempt = [&](const std::string& extra) { return try_connect(pooler_conninfo(daemon, kAppUser, kAppPassword,
                                                                                     kAppDatabase, extra)); };
-  auto cert_args = [](const IssuedCert& c) {
-    return fmt::format("sslmode=require sslcert={} sslkey={}", quote_conninfo_value(c.cert.string()),
-                       quote_conninfo_value(c.key.string()));
-  };
+  auto cert_args = with_cert;
   PgConnPtr ok = attempt(cert_args(appcert_));
   ASSERT_EQ(PQstatus(ok.get()), CONNECTION_OK) << PQerrorMessage(ok.get());
   EXPECT_EQ(query_value(ok.get(), "SELECT current_user"), kAppUser);
@@ -318,20 +324,10 @@ TEST_F(TlsTest, RevokedClientCertificateRefused) {
   auto run = [&](const std::filesystem::path& crl_file, bool revoked_admitted) {
     SCOPED_TRACE(crl_file.string());
     PoolerConfig config = app_pooler_config(*stack_.cluster);
-    config.extra_pooler_lines = {
-        "[pooler.tls]",
-        fmt::format("cert_file = {}", toml_string(v1_.cert.string())),
-        fmt::format("key_file = {}", toml_string(v1_.key.string())),
-        fmt::format("client_tls_ca = {}", toml_string(ca_->ca_cert().string())),
-        fmt::format("client_tls_crl = {}", toml_string(crl_file.string())),
-        "client_tls_mode = \"verify-full\"",
-    };
+    config.extra_pooler_lines = verify_full_tls({fmt::format("client_tls_crl = {}", toml_string(crl_file.string()))});
     DaemonProcess daemon(config);
     auto attempt = [&](const IssuedCert& c) {
-      return try_connect(pooler_conninfo(daemon, kAppUser, kAppPassword, kAppDatabase,
-                                         fmt::format("sslmode=require sslcert={} sslkey={}",
-                                                     quote_conninfo_value(c.cert.string()),
-                                                     quote_conninfo_value(c.key.string()))));
+      return try_connect(pooler_conninfo(daemon, kAppUser, kAppPassword, kAppDatabase, with_cert(c)));
     };
     PgConnPtr good = attempt(appcert_);
     ASSERT_EQ(PQstatus(good.get()), CONNECTION_OK) << PQerrorMessage(good.get());
