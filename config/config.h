@@ -143,6 +143,9 @@ struct Pooler {
   std::string listen_addr = "127.0.0.1";
   std::uint16_t listen_port = 6432;          // 0 lets the kernel pick (for tests)
   std::string unix_socket_dir;               // "" = no unix socket; else .s.PGSQL.<port> is created there
+  // SO_REUSEPORT on the TCP listeners: several pooler processes may listen on one port (the kernel spreads
+  // new connections), for restarts and upgrades without a moment of refused connections.
+  bool so_reuseport = false;
   AuthType auth_type = AuthType::kScramSha256;
   std::vector<std::string> admin_users;      // each must be a [users] entry
   int max_client_conn = 1000;                // >= 1

@@ -150,6 +150,7 @@ HbaRule read_hba_rule(TableReader& r, const Tls& tls) {
 std::vector<AdminUserRef> read_pooler(TableReader& r, Pooler& p) {
   r.string("listen_addr", p.listen_addr, false);
   r.integer("listen_port", p.listen_port, 0, 65535);
+  r.boolean("so_reuseport", p.so_reuseport);
   if (r.string("unix_socket_dir", p.unix_socket_dir, true) && !p.unix_socket_dir.empty()) {
     const std::string socket = fmt::format("{}/.s.PGSQL.{}", p.unix_socket_dir, p.listen_port);
     if (socket.size() > kMaxUnixSocketPath) {

@@ -214,12 +214,15 @@ std::expected<void, std::string> Daemon::apply_reload() {
   const config::Pooler& old_p = config_.pooler;
   config::Pooler& new_p = next->pooler;
   if (new_p.listen_addr != old_p.listen_addr || new_p.listen_port != old_p.listen_port ||
-      new_p.unix_socket_dir != old_p.unix_socket_dir || new_p.metrics_listen != old_p.metrics_listen) {
-    spdlog::warn("event=reload_partial reason=\"listen addresses and metrics_listen change only on restart\"");
+      new_p.unix_socket_dir != old_p.unix_socket_dir || new_p.metrics_listen != old_p.metrics_listen ||
+      new_p.so_reuseport != old_p.so_reuseport) {
+    spdlog::warn("event=reload_partial reason=\"listen addresses, so_reuseport and metrics_listen change only on "
+                 "restart\"");
     new_p.listen_addr = old_p.listen_addr;
     new_p.listen_port = old_p.listen_port;
     new_p.unix_socket_dir = old_p.unix_socket_dir;
     new_p.metrics_listen = old_p.metrics_listen;
+    new_p.so_reuseport = old_p.so_reuseport;
   }
   config::Config old = std::move(config_);
   config_ = std::move(*next);
@@ -444,6 +447,12 @@ bool Daemon::listen_tcp() {
     if (fd < 0) continue;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (pc.so_reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+      spdlog::critical("event=listen_failed addr={} port={} error=\"SO_REUSEPORT: {}\"", pc.listen_addr,
+                       pc.listen_port, std::strerror(errno));
+      ::close(fd);
+      continue;
+    }
     if (ai->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, 1024) != 0) {
       spdlog::critical("event=listen_failed addr={} port={} error={}", pc.listen_addr, pc.listen_port,
@@ -485,6 +494,8 @@ bool Daemon::listen_unix() {
     return false;
   }
   chmod(unix_socket_path_.c_str(), 0777);
+  struct stat st {};
+  if (::stat(unix_socket_path_.c_str(), &st) == 0) unix_socket_id_ = {st.st_dev, st.st_ino};
   auto l = std::make_unique<Listener>();
   l->daemon = this;
   l->fd = fd;
@@ -492,6 +503,17 @@ bool Daemon::listen_unix() {
   l->label = unix_socket_path_;
   listeners_.push_back(std::move(l));
   return true;
+}
+
+void Daemon::remove_unix_socket() {
+  if (unix_socket_path_.empty()) return;
+  // Only our own: another pooler started on this port (so_reuseport) has bound a new socket at the path.
+  struct stat st {};
+  if (::stat(unix_socket_path_.c_str(), &st) == 0 && unix_socket_id_ &&
+      *unix_socket_id_ == std::pair<dev_t, ino_t>{st.st_dev, st.st_ino}) {
+    ::unlink(unix_socket_path_.c_str());
+  }
+  unix_socket_path_.clear();
 }
 
 void Daemon::accept_ready(Listener& l) {
@@ -579,9 +601,15 @@ void Daemon::shutdown(bool fast) {
     shutdown_deadline_ = std::chrono::steady_clock::now() +
                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(config_.pooler.shutdown_timeout);
   }
+  if (!shutting_down_ && !fast) {
+    // Connections the kernel already queued for us would be reset when the listeners close: take them in
+    // and tell them, like every client not logged in yet, that we are going (they can retry at once, and
+    // with so_reuseport another pooler on the port is there to take them).
+    for (auto& l : listeners_) accept_ready(*l);
+  }
   shutting_down_ = true;
   listeners_.clear();
-  if (!unix_socket_path_.empty()) ::unlink(unix_socket_path_.c_str());
+  remove_unix_socket();
   std::vector<ClientConn*> all;
   for (auto& [id, c] : clients_) all.push_back(c.get());
   for (ClientConn* c : all) {

@@ -1,6 +1,7 @@
 // The daemon: one libuv loop owning the listeners, the clients, the pools and the signal handlers.
 #pragma once
 
+#include <sys/types.h>
 #include <uv.h>
 
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
@@ -126,6 +128,8 @@ class Daemon final : public AdminBackend {
   pool::HostSet* host_set(const config::Database& db);
   bool listen_tcp();
   bool listen_unix();
+  // Unlinks the unix socket file if it is still the one we bound.
+  void remove_unix_socket();
   void accept_ready(Listener& l);
   void free_retired();
   void start_deferred_opens();
@@ -173,6 +177,7 @@ class Daemon final : public AdminBackend {
   std::set<std::string, std::less<>> disabled_;  // DISABLEd databases  // PAUSE without a database: pools created later start paused too
   std::chrono::steady_clock::time_point shutdown_deadline_{};
   std::string unix_socket_path_;
+  std::optional<std::pair<dev_t, ino_t>> unix_socket_id_;  // the socket file we bound
 };
 
 }  // namespace pooler::daemon

@@ -9,7 +9,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <regex>
 #include <stdexcept>
 #include <string>
@@ -19,6 +21,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "tests/harness/net_util.h"
 #include "tests/harness/run_command.h"
 #include "tests/harness/temp_dir.h"
 #include "tests/integration/integration_support.h"
@@ -300,6 +303,90 @@ TEST_F(IntegrationService, SecondSigtermStopsImmediately) {
   PgResultPtr after = exec_with_deadline(holder.get(), "SELECT 2", 10s);
   EXPECT_TRUE(!after || PQresultStatus(after.get()) == PGRES_FATAL_ERROR) << "the held connection still answers";
   EXPECT_EQ(PQstatus(holder.get()), CONNECTION_BAD);
+}
+
+// so_reuseport: a second pooler starts on the port the first listens on and both take connections; the
+// first drains away on SIGTERM without removing the second's unix socket, and every connection made during
+// and after the handover is served. Without so_reuseport the second one cannot listen and says why.
+TEST_F(IntegrationService, SoReuseportHandsOverWithoutRefusedConnections) {
+  stack_.cluster = std::make_unique<PgCluster>(app_cluster_options());
+  TempDir sockets("pooler-reuseport-");
+  PoolerConfig config = app_pooler_config(*stack_.cluster);
+  config.listen_port = free_port();
+  config.unix_socket_dir = sockets.path().string();
+  config.log_level = "info";
+  config.extra_pooler_lines = {"so_reuseport = true"};
+  DaemonProcess first(config);
+  DaemonProcess second(config);
+  ASSERT_TRUE(eventually([&] { return second.log().find("event=listening") != std::string::npos; }, 10s))
+      << second.log_tail();
+  ASSERT_TRUE(first.alive() && second.alive());
+
+  const std::string tcp = pooler_conninfo(first, kAppUser, kAppPassword, kAppDatabase);
+  auto logins = [](DaemonProcess& d) { return count_of(d.log(), "event=login "); };
+  // The kernel spreads connections over both listeners by their source port: 64 logins reach both unless
+  // something is wrong (the chance that all land on one is 2^-63).
+  for (int i = 0; i < 64; ++i) {
+    PgConnPtr c = connect(tcp);
+    ASSERT_EQ(query_value(c.get(), "SELECT 1"), "1");
+  }
+  EXPECT_GT(logins(first), 0u) << first.log_tail();
+  EXPECT_GT(logins(second), 0u) << second.log_tail();
+
+  // Handover: the first one drains while clients keep connecting; none is refused.
+  std::atomic<bool> stop{false};
+  std::atomic<int> served{0};
+  std::vector<std::string> failures;
+  std::thread load([&] {
+    while (!stop.load()) {
+      PgConnPtr c = try_connect(tcp);
+      if (PQstatus(c.get()) != CONNECTION_OK) {
+        failures.emplace_back(PQerrorMessage(c.get()));
+        continue;
+      }
+      PgResultPtr r = exec_with_deadline(c.get(), "SELECT 1", 10s);
+      if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+        failures.emplace_back("SELECT 1 failed");
+      } else {
+        served.fetch_add(1);
+      }
+    }
+  });
+  const int before = served.load();
+  EXPECT_TRUE(eventually([&] { return served.load() >= before + 20; }, 20s));
+  EXPECT_EQ(first.stop(), 0) << first.log_tail();
+  const int at_exit = served.load();
+  EXPECT_TRUE(eventually([&] { return served.load() >= at_exit + 20; }, 20s));
+  stop = true;
+  load.join();
+  // A connection the kernel queued for the first one while it closed its listener is told to go (57P01)
+  // rather than reset; anything else is a refusal.
+  for (const std::string& f : failures) {
+    EXPECT_NE(f.find("terminating connection due to administrator command"), std::string::npos) << f;
+  }
+
+  // The unix socket at the path is the second one's, still there and serving.
+  EXPECT_TRUE(std::filesystem::exists(sockets.path() / fmt::format(".s.PGSQL.{}", config.listen_port)));
+  PgConnPtr via_unix = connect(fmt::format("host={} port={} user={} password={} dbname={}", sockets.path().string(),
+                                           config.listen_port, kAppUser, kAppPassword, kAppDatabase));
+  EXPECT_EQ(query_value(via_unix.get(), "SELECT 2"), "2");
+  via_unix.reset();
+
+  // Without so_reuseport a third one cannot share the port, and says so.
+  PoolerConfig plain = config;
+  plain.extra_pooler_lines.clear();
+  plain.unix_socket_dir.clear();
+  const std::string text = plain.to_toml();
+  std::optional<std::string> refused;
+  try {
+    DaemonProcess third(text, plain.listen_addr, plain.listen_port);
+    EXPECT_TRUE(third.wait_exit(10s)) << "a second listener without so_reuseport kept running";
+    refused = third.log();
+  } catch (const std::exception& e) {
+    refused = e.what();
+  }
+  EXPECT_NE(refused->find("Address already in use"), std::string::npos) << *refused;
+  EXPECT_EQ(second.stop(), 0) << second.log_tail();
 }
 
 }  // namespace
