@@ -31,6 +31,29 @@ RawField raw_field(const void* pg_result, int row, int column) {
   return f;
 }
 
+ResultColumns result_columns(const void* pg_result, int offset, std::size_t count) {
+  const auto* r = static_cast<const PGresult*>(pg_result);
+  ResultColumns c;
+  c.pg = pg_result;
+  c.offset = offset;
+  c.oids.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) c.oids.push_back(PQftype(r, offset + static_cast<int>(i)));
+  return c;
+}
+
+void read_fields(const ResultColumns& columns, int row, std::size_t n, RawField* out) {
+  const auto* r = static_cast<const PGresult*>(columns.pg);
+  for (std::size_t i = 0; i < n; ++i) {
+    const int column = columns.offset + static_cast<int>(i);
+    RawField& f = out[i];
+    const int length = PQgetlength(r, row, column);
+    f.data = PQgetvalue(r, row, column);
+    f.size = static_cast<std::size_t>(length);
+    f.null = length == 0 && PQgetisnull(r, row, column) != 0;
+    f.oid = columns.oids[i];
+  }
+}
+
 void throw_detached(std::string_view what) {
   throw DetachedInstanceError(fmt::format(
       "this {} is not loaded and its parent is not in a session (the session was closed, or the object was "

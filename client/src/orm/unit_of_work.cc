@@ -24,18 +24,32 @@ constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 // An entry leaves (becomes a tombstone: `dead`) at expunge, close, commit (kDeleted) and at rollback when its
 // INSERT is undone.
 struct UnitOfWork::Entry {
-  enum class Status { kPending, kPersistent, kMarkedDeleted, kDeleted };
+  enum class Status : std::uint8_t { kPending, kPersistent, kMarkedDeleted, kDeleted };
   std::shared_ptr<void> obj;
   const EntityInfo* info = nullptr;
-  Status status = Status::kPending;
   std::shared_ptr<PGresult> snapshot;  // the row last read or written (columns at snapshot_offset…)
   int snapshot_row = 0;
   int snapshot_offset = 0;
+  Status status = Status::kPending;
   bool expired = false;
   bool inserted_in_transaction = false;
   bool key_from_server = false;  // the primary key was assigned by the server's sequence
-  std::string key;               // primary key text, once persistent
   bool dead = false;             // removed; skipped until State::compact() drops it
+
+  // The primary key text: the key column of the snapshot (a persistent object always has one, and flush
+  // never UPDATEs the key), so the key costs no copy per loaded row.
+  [[nodiscard]] bool keyed() const { return snapshot != nullptr; }
+  [[nodiscard]] std::string_view key() const {
+    if (!snapshot) return {};
+    const int column = snapshot_offset + static_cast<int>(info->pk);
+    return {PQgetvalue(snapshot.get(), snapshot_row, column),
+            static_cast<std::size_t>(PQgetlength(snapshot.get(), snapshot_row, column))};
+  }
+  void set_snapshot(const std::shared_ptr<PGresult>& pg, int row, int offset) {
+    snapshot = pg;
+    snapshot_row = row;
+    snapshot_offset = offset;
+  }
 };
 
 // Resolves relationships of objects this session loaded, on first access.
@@ -129,8 +143,8 @@ struct UnitOfWork::State {
     return entries.back();
   }
   void remove(Entry& e) {
-    if (!e.key.empty()) {
-      identity[e.info].erase(e.key, &e);
+    if (e.keyed()) {
+      identity[e.info].erase(e.key(), &e);
     }
     auto it = by_object.find(e.obj.get());
     if (it != by_object.end() && it->second == &e) by_object.erase(it);
@@ -161,7 +175,7 @@ struct UnitOfWork::State {
     indexed = 0;
     for (auto& [info, ids] : identity) ids.clear();
     for (auto& e : entries) {
-      if (!e.key.empty() && e.status != Entry::Status::kDeleted) identity[e.info].insert(e.key, &e);
+      if (e.keyed() && e.status != Entry::Status::kDeleted) identity[e.info].insert(e.key(), &e);
     }
   }
   void clear() {
@@ -298,51 +312,70 @@ void UnitOfWork::expunge_all() { state_->clear(); }
 
 namespace {
 
-// Identity-map-aware load of one entity from columns [offset, …) of a row. Returns the session's object for
-// that primary key (refreshed from the row when it was expired), or null when the key is NULL (outer join).
-struct RowLoader {
-  UnitOfWork::State& state;
-  KeyIndex& identity;
-  const std::vector<std::shared_ptr<LazyLoader>>& loaders;
-  const EntityInfo& info;
-  const std::shared_ptr<PGresult>& pg;
-  bool populate_existing = false;
+// Identity-map-aware load of one entity from its columns in each row of a result. Returns the session's object
+// for that primary key (refreshed from the row when it was expired), or null when the key is NULL (outer join).
+// New objects go into one block per loader (EntityInfo::make_block) rather than one allocation each.
+class RowLoader {
+ public:
+  RowLoader(UnitOfWork::State& state, KeyIndex& identity, const std::vector<std::shared_ptr<LazyLoader>>& loaders,
+            const EntityInfo& info, const std::shared_ptr<PGresult>& pg, int offset)
+      : state_(state),
+        identity_(identity),
+        loaders_(loaders),
+        info_(info),
+        pg_(pg),
+        columns_(result_columns(pg.get(), offset, info.columns.size())),
+        pk_column_(offset + static_cast<int>(info.pk)),
+        rows_(PQntuples(pg.get())) {}
 
-  std::shared_ptr<void> operator()(int row, int offset) const;
-  void prefetch(int row, int offset) const {
-    RawField pk = raw_field(pg.get(), row, offset + static_cast<int>(info.pk));
-    if (!pk.null) identity.prefetch(pk.view());
+  std::shared_ptr<void> operator()(int row);
+  void prefetch(int row) const {
+    if (!PQgetisnull(pg_.get(), row, pk_column_)) identity_.prefetch(key(row));
   }
+
+ private:
+  [[nodiscard]] std::string_view key(int row) const {
+    return {PQgetvalue(pg_.get(), row, pk_column_), static_cast<std::size_t>(PQgetlength(pg_.get(), row, pk_column_))};
+  }
+
+  UnitOfWork::State& state_;
+  KeyIndex& identity_;
+  const std::vector<std::shared_ptr<LazyLoader>>& loaders_;
+  const EntityInfo& info_;
+  const std::shared_ptr<PGresult>& pg_;
+  ResultColumns columns_;
+  int pk_column_;
+  int rows_;
+  std::shared_ptr<void> block_;  // where new objects go; a fresh one for the rows left when it is full
 };
 
-std::shared_ptr<void> RowLoader::operator()(int row, int offset) const {
-  RawField pk = raw_field(pg.get(), row, offset + static_cast<int>(info.pk));
-  if (pk.null) return nullptr;
-  KeyIndex::Probe probe = identity.lookup(pk.view());
+std::shared_ptr<void> RowLoader::operator()(int row) {
+  if (PQgetisnull(pg_.get(), row, pk_column_)) return nullptr;
+  const std::string_view pk = key(row);
+  KeyIndex::Probe probe = identity_.lookup(pk);
   if (UnitOfWork::Entry* hit = probe.found) {
     auto& e = *hit;
-    if (e.expired || populate_existing) {
-      info.load(e.obj.get(), pg.get(), row, offset);
-      e.snapshot = pg;
-      e.snapshot_row = row;
-      e.snapshot_offset = offset;
+    if (e.expired) {
+      info_.load(e.obj.get(), columns_, row);
+      e.set_snapshot(pg_, row, columns_.offset);
       e.expired = false;
     }
     return e.obj;
   }
-  std::shared_ptr<void> obj = info.create();
-  info.load(obj.get(), pg.get(), row, offset);
-  for (std::size_t i = 0; i < info.relationships.size(); ++i) info.relationships[i].set_lazy(obj.get(), loaders[i]);
-  UnitOfWork::Entry e;
+  void* raw = block_ ? info_.block_emplace(block_.get()) : nullptr;
+  if (raw == nullptr) {
+    block_ = info_.make_block(static_cast<std::size_t>(std::max(1, rows_ - row)));
+    raw = info_.block_emplace(block_.get());
+  }
+  std::shared_ptr<void> obj(block_, raw);
+  info_.load(raw, columns_, row);
+  for (std::size_t i = 0; i < info_.relationships.size(); ++i) info_.relationships[i].set_lazy(raw, loaders_[i]);
+  UnitOfWork::Entry& e = state_.entries.emplace_back();
   e.obj = obj;
-  e.info = &info;
+  e.info = &info_;
   e.status = UnitOfWork::Entry::Status::kPersistent;
-  e.snapshot = pg;
-  e.snapshot_row = row;
-  e.snapshot_offset = offset;
-  e.key = std::string(pk.view());
-  UnitOfWork::Entry& added = state.append(std::move(e));
-  identity.fill(probe, &added);
+  e.set_snapshot(pg_, row, columns_.offset);
+  identity_.fill(probe, &e);
   return obj;
 }
 
@@ -419,12 +452,12 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
     // Growing the map once rather than rehashing along the way halves the cost of big loads; a low load
     // factor keeps most lookups of new keys to one empty bucket.
     state_->identity[info].reserve(static_cast<std::size_t>(rows));
-    RowLoader load{*state_, state_->identity[info], loaders_for(state_->loaders, self, *info), *info, pg};
-    const int offset = out.layout.item_offsets[i];
+    RowLoader load(*state_, state_->identity[info], loaders_for(state_->loaders, self, *info), *info, pg,
+                   out.layout.item_offsets[i]);
     constexpr int kAhead = 8;  // rows whose identity-map slot is fetched ahead of use
     for (int r = 0; r < rows; ++r) {
-      if (r + kAhead < rows) load.prefetch(r + kAhead, offset);
-      out.objects[static_cast<std::size_t>(r) * out.items + i] = load(r, offset);
+      if (r + kAhead < rows) load.prefetch(r + kAhead);
+      out.objects[static_cast<std::size_t>(r) * out.items + i] = load(r);
     }
   }
   // joinedload: children from the joined columns, grouped per parent in row order.
@@ -433,8 +466,8 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
     const auto& opt = s.options[o];
     const auto& rel = opt.owner->relationships[opt.relationship];
     const EntityInfo& target = rel.target();
-    RowLoader load{*state_, state_->identity[&target], loaders_for(state_->loaders, self, target),
-                   target, pg};
+    RowLoader load(*state_, state_->identity[&target], loaders_for(state_->loaders, self, target), target, pg,
+                   out.layout.joined_offsets[o]);
     std::size_t item = static_cast<std::size_t>(out.layout.joined_items[o]);
     std::vector<std::shared_ptr<void>> parents;
     std::unordered_map<const void*, std::vector<std::shared_ptr<void>>> children;
@@ -443,7 +476,7 @@ UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
       if (!parent) continue;
       auto [slot, fresh] = children.try_emplace(parent.get());
       if (fresh) parents.push_back(parent);
-      auto child = load(r, out.layout.joined_offsets[o]);
+      auto child = load(r);
       if (child && std::find(slot->second.begin(), slot->second.end(), child) == slot->second.end()) {
         slot->second.push_back(std::move(child));
       }
@@ -576,10 +609,8 @@ void UnitOfWork::refresh(const void* obj) {
   if (r.empty()) throw ObjectDeletedError(fmt::format("refresh(): the row of {} is gone", repr(info, obj)));
   auto pg = r.driver_result();
   Entry& e = *state_->find(obj);
-  info.load(e.obj.get(), pg.get(), 0, 0);
-  e.snapshot = pg;
-  e.snapshot_row = 0;
-  e.snapshot_offset = 0;
+  info.load(e.obj.get(), result_columns(pg.get(), 0, info.columns.size()), 0);
+  e.set_snapshot(pg, 0, 0);
   e.expired = false;
   reset_relationships(loaders_for(state_->loaders, weak_from_this(), info), info, e.obj.get());
 }
@@ -608,7 +639,7 @@ client::Result UnitOfWork::execute_dml(const DmlCore& s) {
     Entry& e = *hit;
     if (s.is_delete) {
       e.status = Entry::Status::kDeleted;
-      ids.erase(e.key, &e);
+      ids.erase(e.key(), &e);
     } else {
       e.expired = true;
     }
@@ -701,15 +732,12 @@ void UnitOfWork::flush() {
           w.entity_columns(*t, t->table);
           client::Result r = state_->hooks.execute(Compiled{std::move(w.sql), std::move(w.params)});
           auto pg = r.driver_result();
-          t->load(obj, pg.get(), 0, 0);
-          e->snapshot = pg;
-          e->snapshot_row = 0;
-          e->snapshot_offset = 0;
+          t->load(obj, result_columns(pg.get(), 0, t->columns.size()), 0);
+          e->set_snapshot(pg, 0, 0);
           e->status = Entry::Status::kPersistent;
           e->inserted_in_transaction = true;
           e->key_from_server = server_key;
-          e->key = std::string(raw_field(pg.get(), 0, static_cast<int>(t->pk)).view());
-          state_->identity[t].insert(e->key, e);
+          state_->identity[t].insert(e->key(), e);
         } else if (e->status == Entry::Status::kPersistent) {
           SqlWriter w;
           std::string sets;
@@ -731,10 +759,8 @@ void UnitOfWork::flush() {
                                              t->table));
           }
           auto pg = r.driver_result();
-          t->load(obj, pg.get(), 0, 0);
-          e->snapshot = pg;
-          e->snapshot_row = 0;
-          e->snapshot_offset = 0;
+          t->load(obj, result_columns(pg.get(), 0, t->columns.size()), 0);
+          e->set_snapshot(pg, 0, 0);
           e->expired = false;
         }
       }
@@ -754,7 +780,7 @@ void UnitOfWork::flush() {
                                            (*t)->table, r.rowcount()));
         }
         e->status = Entry::Status::kDeleted;
-        state_->identity[*t].erase(e->key, e);
+        state_->identity[*t].erase(e->key(), e);
       }
     }
   } catch (const client::DBError& err) {
@@ -811,7 +837,7 @@ void UnitOfWork::after_rollback() {
     }
     if (e.status == Entry::Status::kMarkedDeleted || e.status == Entry::Status::kDeleted) {
       e.status = Entry::Status::kPersistent;
-      state_->identity[e.info].insert(e.key, &e);
+      state_->identity[e.info].insert(e.key(), &e);
     }
     e.expired = true;
     reset_relationships(loaders_for(state_->loaders, self, *e.info), *e.info, e.obj.get());
@@ -829,7 +855,7 @@ std::size_t KeyIndex::probe(std::string_view key, std::size_t hash) const {
     if (s.entry == nullptr) return free != static_cast<std::size_t>(-1) ? free : i;
     if (s.entry == tombstone()) {
       if (free == static_cast<std::size_t>(-1)) free = i;
-    } else if (s.hash == hash && s.entry->key == key) {
+    } else if (s.hash == hash && s.entry->key() == key) {
       return i;
     }
   }
@@ -891,8 +917,11 @@ void KeyIndex::grow(std::size_t capacity) {
   tombs_ = 0;
   for (const Slot& s : old) {
     if (s.entry == nullptr || s.entry == tombstone()) continue;
-    Slot& t = slots_[probe(s.entry->key, s.hash)];
-    t = s;
+    // Keys in the old table are distinct: the first empty slot from the hash is the place (no key compare).
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t i = s.hash & mask;
+    while (slots_[i].entry != nullptr) i = (i + 1) & mask;
+    slots_[i] = s;
     ++used_;
   }
 }
