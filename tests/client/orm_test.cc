@@ -401,6 +401,54 @@ TEST_F(IntegrationOrm, EagerLoadingStatementCounts) {
   }
 }
 
+// LIMIT/OFFSET with a joinedload of a collection count parents, not joined rows: the limited parent query is a
+// subquery and the collection is joined outside it (as SQLAlchemy does), so each parent comes with all its
+// children.
+TEST_F(IntegrationOrm, JoinedloadCollectionWithLimitOffset) {
+  auto ids = seed(5, 3);
+  Session session(engine());
+  auto users = session
+                   .scalars(select<User>()
+                                .options(joinedload(&User::posts))
+                                .where(col(&User::name) != "user4")
+                                .order_by(col(&User::id).desc())
+                                .limit(2)
+                                .offset(1))
+                   .all();
+  ASSERT_EQ(users.size(), 2u);
+  EXPECT_EQ(users[0]->id, ids[2]);
+  EXPECT_EQ(users[1]->id, ids[1]);
+  for (const auto& u : users) {
+    ASSERT_EQ(u->posts.size(), 3u) << u->name;
+    for (const auto& p : u->posts) EXPECT_EQ(p->author.get(), u);
+  }
+  EXPECT_EQ(statements("SELECT").size(), 1u);
+  // A many-to-one joinedload repeats no parent row: LIMIT applies to the query as written.
+  auto posts = session
+                   .scalars(select<Post>()
+                                .options(joinedload(&Post::author))
+                                .where(col(&Post::score) == 1)
+                                .order_by(&Post::id)
+                                .limit(2))
+                   .all();
+  ASSERT_EQ(posts.size(), 2u);
+  EXPECT_EQ(posts[0]->author->id, ids[0]);
+  EXPECT_EQ(posts[1]->author->id, ids[1]);
+  // Expression items and a collection joinedload under LIMIT: one row per parent, in order.
+  auto rows = session
+                  .execute(select<User>(col(&User::name))
+                               .options(joinedload(&User::posts))
+                               .order_by(&User::id)
+                               .limit(3))
+                  .all();
+  ASSERT_EQ(rows.size(), 3u);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(std::get<0>(rows[i])->id, ids[i]);
+    EXPECT_EQ(std::get<1>(rows[i]), fmt::format("user{}", i));
+    EXPECT_EQ(std::get<0>(rows[i])->posts.size(), 3u);
+  }
+}
+
 // A unique violation in flush: the DBError class and SQLSTATE, the failing object attached and described; the
 // transaction rolled back, objects of that transaction out of the session with server keys cleared; the
 // session then works as before.

@@ -197,6 +197,33 @@ TEST(OrmSql, LoaderOptions) {
   EXPECT_EQ(select<User>().options(selectinload(&User::posts)).compile().sql, select<User>().compile().sql);
 }
 
+// joinedload of a collection with LIMIT/OFFSET: the limited query becomes a subquery with labelled columns
+// (ORDER BY terms too), the collection is joined outside it and the outer query keeps the inner order; without
+// LIMIT/OFFSET, or for a many-to-one, the query stays flat.
+TEST(OrmSql, JoinedCollectionUnderLimitIsJoinedOutsideASubquery) {
+  EXPECT_EQ(select<Post>().options(joinedload(&Post::author)).limit(2).compile().sql.find("anon_1"), std::string::npos);
+  auto j = select<User>()
+               .options(joinedload(&User::posts))
+               .where(col(&User::is_active) == true)
+               .order_by(col(&User::name).desc(), &User::id)
+               .limit(2)
+               .offset(4)
+               .compile();
+  EXPECT_EQ(j.sql,
+            R"(SELECT "anon_1"."c0", "anon_1"."c1", "anon_1"."c2", "anon_1"."c3", "anon_1"."c4", "anon_1"."c5", )"
+            R"("posts_1"."id", "posts_1"."title", "posts_1"."author_id", "posts_1"."score" FROM (SELECT )"
+            R"("users"."id" AS "c0", "users"."name" AS "c1", "users"."email" AS "c2", "users"."is_active" AS "c3", )"
+            R"("users"."nickname" AS "c4", "users"."created_at" AS "c5", "users"."name" AS "o0", "users"."id" AS "o1" )"
+            R"(FROM "users" WHERE "users"."is_active" = $1 ORDER BY "o0" DESC, "o1" LIMIT $2 OFFSET $3) AS "anon_1" )"
+            R"(LEFT OUTER JOIN "posts" AS "posts_1" ON "anon_1"."c0" = "posts_1"."author_id" ORDER BY )"
+            R"("anon_1"."o0" DESC, "anon_1"."o1")");
+  ASSERT_EQ(j.params.size(), 3u);
+  EXPECT_EQ(*j.params[1].data(), "2");
+  EXPECT_EQ(*j.params[2].data(), "4");
+  EXPECT_EQ(select<User>().options(joinedload(&User::posts)).order_by(&User::id).compile().sql.find("anon_1"),
+            std::string::npos);
+}
+
 // Builders are values: refining a statement leaves the original as it was.
 TEST(OrmSql, StatementsAreImmutable) {
   auto base = select<User>();
