@@ -449,6 +449,110 @@ TEST_F(IntegrationOrm, JoinedloadCollectionWithLimitOffset) {
   }
 }
 
+// begin_nested + rollback: the savepoint's writes are undone in the database and in the session — objects added
+// inside leave it (server keys cleared), a deletion inside is undone, objects changed inside (flushed, or only in
+// memory) show their restored rows; what was flushed before the savepoint stays, and the transaction goes on.
+TEST_F(IntegrationOrm, SavepointRollbackRestoresOrmState) {
+  auto ids = seed(3, 1);
+  Session session(engine());
+  auto users = session.scalars(select<User>().order_by(&User::id)).all();
+  users[2]->nickname = "before";  // flushed by begin_nested, outside the savepoint
+  auto kept = session.add(User{.name = "kept", .email = "kept@example.com"});
+  {
+    auto sp = session.begin_nested();
+    EXPECT_TRUE(sp.is_nested());
+    EXPECT_NE(kept->id, 0);
+    users[0]->name = "renamed";
+    session.delete_(users[1]->posts[0]);
+    session.delete_(users[1]);
+    auto inner = session.add(User{.name = "inner", .email = "inner@example.com"});
+    session.flush();
+    EXPECT_NE(inner->id, 0);
+    auto pending = session.add(User{.name = "pending", .email = "pending@example.com"});
+    users[2]->email = "memory-only@example.com";
+    EXPECT_EQ(db("SELECT count(*) FROM users"), "3");  // other connections see nothing uncommitted
+    sp.rollback();
+    EXPECT_FALSE(sp.is_active());
+    EXPECT_FALSE(session.contains(inner));
+    EXPECT_FALSE(session.contains(pending));
+    EXPECT_EQ(inner->id, 0);  // adding it again inserts it afresh
+  }
+  EXPECT_TRUE(session.in_transaction());
+  EXPECT_EQ(users[0]->name, "user0");
+  EXPECT_EQ(users[2]->email, "u2@example.com");
+  EXPECT_EQ(users[2]->nickname, "before");
+  EXPECT_FALSE(session.is_modified(users[0]));
+  EXPECT_TRUE(session.contains(users[1]));
+  EXPECT_EQ(session.get<User>(ids[1]).get(), users[1].get());
+  EXPECT_EQ(users[1]->posts.size(), 1u);
+  EXPECT_TRUE(session.contains(kept));
+  session.commit();
+  EXPECT_EQ(db("SELECT string_agg(name || ':' || coalesce(nickname, '-') || ':' || email, ',' ORDER BY id) FROM users"),
+            "user0:-:u0@example.com,user1:-:u1@example.com,user2:before:u2@example.com,kept:-:kept@example.com");
+  EXPECT_EQ(db("SELECT count(*) FROM posts"), "3");
+}
+
+// begin_nested + commit releases the savepoint: its writes join the enclosing transaction (so that one's rollback
+// undoes them); nested savepoints roll back one level at a time; leaving a savepoint's scope uncommitted rolls
+// it back.
+TEST_F(IntegrationOrm, SavepointReleaseAndNesting) {
+  Session session(engine());
+  auto outer = session.add(User{.name = "outer", .email = "outer@example.com"});
+  {
+    auto sp = session.begin_nested();
+    auto a = session.add(User{.name = "a", .email = "a@example.com"});
+    {
+      auto inner = session.begin_nested();
+      auto b = session.add(User{.name = "b", .email = "b@example.com"});
+      a->nickname = "changed in inner";
+      session.flush();
+      inner.rollback();
+      EXPECT_FALSE(session.contains(b));
+      EXPECT_EQ(a->nickname, std::nullopt);  // read again: the inner savepoint's UPDATE is gone
+    }
+    {
+      auto forgotten = session.begin_nested();
+      session.add(User{.name = "dropped", .email = "dropped@example.com"});
+    }  // not committed: rolled back to it
+    sp.commit();
+    EXPECT_FALSE(sp.is_active());
+    EXPECT_TRUE(session.contains(a));
+  }
+  EXPECT_EQ(session.scalar(select(func::count(&User::id))), 2);
+  session.rollback();  // the released savepoint's INSERT goes with the transaction
+  EXPECT_FALSE(session.contains(outer));
+  EXPECT_EQ(db("SELECT count(*) FROM users"), "0");
+
+  auto c = session.add(User{.name = "c", .email = "c@example.com"});
+  {
+    auto sp = session.begin_nested();
+    c->name = "c2";
+    sp.commit();
+  }
+  session.commit();
+  EXPECT_EQ(db("SELECT string_agg(name, ',') FROM users"), "c2");
+}
+
+// The point of savepoints in SQLAlchemy: a flush that fails inside one rolls back only that savepoint (the
+// failing object leaves the session), and the transaction carries on with what was done before it.
+TEST_F(IntegrationOrm, FailedFlushInsideSavepointKeepsTransaction) {
+  Session session(engine());
+  auto first = session.add(User{.name = "first", .email = "same@example.com"});
+  std::shared_ptr<User> dup;
+  {
+    auto sp = session.begin_nested();
+    dup = session.add(User{.name = "dup", .email = "same@example.com"});
+    EXPECT_THROW(sp.commit(), UniqueViolation);
+    EXPECT_FALSE(sp.is_active());
+  }
+  EXPECT_TRUE(session.in_transaction());
+  EXPECT_FALSE(session.contains(dup));
+  EXPECT_TRUE(session.contains(first));
+  session.add(User{.name = "second", .email = "second@example.com"});
+  session.commit();
+  EXPECT_EQ(db("SELECT string_agg(name, ',' ORDER BY id) FROM users"), "first,second");
+}
+
 // A unique violation in flush: the DBError class and SQLSTATE, the failing object attached and described; the
 // transaction rolled back, objects of that transaction out of the session with server keys cleared; the
 // session then works as before.

@@ -23,7 +23,11 @@ constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 // (has a row: loaded, or INSERTed by a flush), kMarkedDeleted (delete_() of a persistent object, DELETEd at the
 // next flush), kDeleted (DELETEd, out of the identity map; dropped at commit, back to persistent at rollback).
 // An entry leaves (becomes a tombstone: `dead`) at expunge, close, commit (kDeleted) and at rollback when its
-// INSERT is undone.
+// INSERT is undone (a rollback to a savepoint undoes the INSERTs made since the savepoint).
+//
+// Levels say where in the transaction an object was written: 0 not in this transaction, 1 in the transaction
+// itself, n + 1 inside the n-th nested savepoint (begin_nested). Releasing savepoint n moves its writes to level
+// n; rolling it back undoes the writes at levels above n.
 struct UnitOfWork::Entry {
   enum class Status : std::uint8_t { kPending, kPersistent, kMarkedDeleted, kDeleted };
   std::shared_ptr<void> obj;
@@ -33,9 +37,10 @@ struct UnitOfWork::Entry {
   int snapshot_offset = 0;
   Status status = Status::kPending;
   bool expired = false;
-  bool inserted_in_transaction = false;
   bool key_from_server = false;  // the primary key was assigned by the server's sequence
   bool dead = false;             // removed; skipped until State::compact() drops it
+  std::uint16_t inserted_at = 0;  // level of its INSERT
+  std::uint16_t written_at = 0;   // level of its last UPDATE/DELETE (flushed or bulk)
 
   // The primary key text: the key column of the snapshot (a persistent object always has one, and flush
   // never UPDATEs the key), so the key costs no copy per loaded row.
@@ -187,6 +192,8 @@ struct UnitOfWork::State {
   Hooks hooks;
   bool autoflush = true;
   bool flushing = false;
+  std::uint16_t depth = 0;  // savepoints open through begin_nested
+  [[nodiscard]] std::uint16_t level() const { return static_cast<std::uint16_t>(depth + 1); }
   // Every entry in the order the session met its object (INSERTs of one table go in this order). Entries stay
   // put while it grows, so Entry* below stay valid until compact().
   EntryList entries;
@@ -336,17 +343,25 @@ bool UnitOfWork::contains(const void* obj) const {
 
 std::size_t UnitOfWork::size() const { return state_->entries.size() - state_->dead; }
 
+namespace {
+// Whether a column of a persistent object differs from its snapshot.
+bool differs_from_snapshot(const UnitOfWork::Entry& e) {
+  for (std::size_t i = 0; i < e.info->columns.size(); ++i) {
+    if (e.info->differs(e.obj.get(), i,
+                        raw_field(e.snapshot.get(), e.snapshot_row, e.snapshot_offset + static_cast<int>(i)))) {
+      return true;
+    }
+  }
+  return false;
+}
+}  // namespace
+
 bool UnitOfWork::is_modified(const void* obj) const {
   const Entry* found = state_->find(obj);
   if (found == nullptr) return false;
   const Entry& e = *found;
   if (e.status != Entry::Status::kPersistent) return e.status != Entry::Status::kDeleted;
-  for (std::size_t i = 0; i < e.info->columns.size(); ++i) {
-    if (e.info->differs(obj, i, raw_field(e.snapshot.get(), e.snapshot_row, e.snapshot_offset + static_cast<int>(i)))) {
-      return true;
-    }
-  }
-  return false;
+  return differs_from_snapshot(e);
 }
 
 namespace {
@@ -526,6 +541,10 @@ std::vector<std::shared_ptr<void>> UnitOfWork::load_relationship(const EntityInf
 
 UnitOfWork::Loaded UnitOfWork::select(const SelectCore& s) {
   autoflush();
+  return run_select(s);
+}
+
+UnitOfWork::Loaded UnitOfWork::run_select(const SelectCore& s) {
   Loaded out;
   Compiled c = compile_select(s, &out.layout);
   out.result = state_->hooks.execute(c);
@@ -721,6 +740,7 @@ client::Result UnitOfWork::execute_dml(const DmlCore& s) {
     Entry* hit = ids.find(row[std::size_t{0}].view());
     if (hit == nullptr) continue;
     Entry& e = *hit;
+    e.written_at = state_->level();
     if (s.is_delete) {
       e.status = Entry::Status::kDeleted;
       ids.erase(e.key(), &e);
@@ -819,7 +839,7 @@ void UnitOfWork::flush() {
           t->load(obj, result_columns(pg.get(), 0, t->columns.size()), 0);
           e->set_snapshot(pg, 0, 0);
           e->status = Entry::Status::kPersistent;
-          e->inserted_in_transaction = true;
+          e->inserted_at = state_->level();
           e->key_from_server = server_key;
           state_->identity[t].insert(e->key(), e);
         } else if (e->status == Entry::Status::kPersistent) {
@@ -846,6 +866,7 @@ void UnitOfWork::flush() {
           t->load(obj, result_columns(pg.get(), 0, t->columns.size()), 0);
           e->set_snapshot(pg, 0, 0);
           e->expired = false;
+          e->written_at = state_->level();
         }
       }
     }
@@ -864,6 +885,7 @@ void UnitOfWork::flush() {
                                            (*t)->table, r.rowcount()));
         }
         e->status = Entry::Status::kDeleted;
+        e->written_at = state_->level();
         state_->identity[*t].erase(e->key(), e);
       }
     }
@@ -876,21 +898,33 @@ void UnitOfWork::flush() {
       info.instance_type = current->info->type;
       info.instance_repr = repr(*current->info, current->obj.get());
     }
-    try {
-      state_->hooks.rollback_database();
-    } catch (...) {
-      // A lost connection is already discarded; the session state is reset below either way.
-    }
-    after_rollback();
+    undo_failed_flush();
     client::throw_db_error(std::move(info));
   } catch (...) {
-    try {
-      state_->hooks.rollback_database();
-    } catch (...) {
-    }
-    after_rollback();
+    undo_failed_flush();
     throw;
   }
+}
+
+void UnitOfWork::undo_failed_flush() {
+  // Inside a savepoint only the savepoint is lost (SQLAlchemy's begin_nested use: try, and carry on without).
+  if (state_->depth > 0) {
+    bool rolled_back = false;
+    try {
+      rolled_back = state_->hooks.rollback_savepoint();
+    } catch (...) {
+    }
+    if (rolled_back) {
+      savepoint_rolled_back(state_->depth);
+      return;
+    }
+  }
+  try {
+    state_->hooks.rollback_database();
+  } catch (...) {
+    // A lost connection is already discarded; the session state is reset below either way.
+  }
+  after_rollback();
 }
 
 // --- transaction end -------------------------------------------------------------------------------------
@@ -902,8 +936,10 @@ void UnitOfWork::after_commit(bool expire) {
       state_->remove(e);
       continue;
     }
-    e.inserted_in_transaction = false;
+    e.inserted_at = 0;
+    e.written_at = 0;
   }
+  state_->depth = 0;
   state_->compact();
   if (expire) expire_all();
 }
@@ -912,7 +948,7 @@ void UnitOfWork::after_rollback() {
   auto self = weak_from_this();
   for (auto& e : state_->entries) {
     if (e.dead) continue;
-    if (e.status == Entry::Status::kPending || e.inserted_in_transaction) {
+    if (e.status == Entry::Status::kPending || e.inserted_at != 0) {
       // Never written, or written by this transaction only: the object leaves the session (transient again),
       // with a server-assigned key cleared so that adding it again inserts it afresh.
       if (e.key_from_server) e.info->clear(e.obj.get(), e.info->pk);
@@ -924,8 +960,72 @@ void UnitOfWork::after_rollback() {
       state_->identity[e.info].insert(e.key(), &e);
     }
     e.expired = true;
+    e.written_at = 0;
     reset_relationships(loaders_for(state_->loaders, self, *e.info), *e.info, e.obj.get());
   }
+  state_->depth = 0;
+  state_->compact();
+}
+
+// --- savepoints ------------------------------------------------------------------------------------------
+
+void UnitOfWork::savepoint_begun() { ++state_->depth; }
+
+void UnitOfWork::savepoint_released(std::size_t depth) {
+  // Its writes now belong to the enclosing level: rolling that back undoes them.
+  const auto inside = static_cast<std::uint16_t>(depth + 1);
+  for (auto& e : state_->entries) {
+    if (e.dead) continue;
+    e.inserted_at = std::min(e.inserted_at, static_cast<std::uint16_t>(inside - 1));
+    e.written_at = std::min(e.written_at, static_cast<std::uint16_t>(inside - 1));
+  }
+  state_->depth = static_cast<std::uint16_t>(depth - 1);
+}
+
+void UnitOfWork::savepoint_rolled_back(std::size_t depth) {
+  // As SQLAlchemy: objects added since the savepoint leave the session (server-assigned keys cleared), deletions
+  // since then are undone, and objects changed since then (written, or only modified in memory) are expired.
+  // A C++ object cannot load on attribute access, so "expired" here means read again at once, without a
+  // flush: each one shows its row as the savepoint restored it.
+  const auto inside = static_cast<std::uint16_t>(depth + 1);
+  auto self = weak_from_this();
+  std::vector<Entry*> stale;
+  for (auto& e : state_->entries) {
+    if (e.dead) continue;
+    if (e.status == Entry::Status::kPending || e.inserted_at >= inside) {
+      if (e.inserted_at >= inside && e.key_from_server) e.info->clear(e.obj.get(), e.info->pk);
+      state_->remove(e);
+      continue;
+    }
+    bool changed = e.written_at >= inside || e.status == Entry::Status::kMarkedDeleted;
+    if (e.status == Entry::Status::kDeleted && e.written_at >= inside) {
+      state_->identity[e.info].insert(e.key(), &e);
+      e.status = Entry::Status::kPersistent;
+    }
+    if (e.status == Entry::Status::kMarkedDeleted) e.status = Entry::Status::kPersistent;
+    if (!changed && e.status == Entry::Status::kPersistent && differs_from_snapshot(e)) changed = true;
+    if (!changed) continue;
+    e.written_at = std::min(e.written_at, static_cast<std::uint16_t>(inside - 1));
+    e.expired = true;
+    stale.push_back(&e);
+  }
+  state_->depth = static_cast<std::uint16_t>(depth - 1);
+  std::vector<const EntityInfo*> types;
+  for (Entry* e : stale) {
+    if (std::find(types.begin(), types.end(), e->info) == types.end()) types.push_back(e->info);
+  }
+  for (const EntityInfo* t : types) {
+    std::vector<client::Value> keys;
+    for (Entry* e : stale) {
+      if (e->info == t) keys.push_back(t->encode(e->obj.get(), t->pk));
+    }
+    SelectCore q;
+    q.items.push_back({t, nullptr});
+    q.where.push_back(binary_node("=", column_node(*t, t->pk),
+                                  list_node(Node::Kind::kFunction, {param_node(array_of(keys))}, "ANY")));
+    (void)run_select(q);  // no autoflush: that would write the undone changes again
+  }
+  for (Entry* e : stale) reset_relationships(loaders_for(state_->loaders, self, *e->info), *e->info, e->obj.get());
   state_->compact();
 }
 
