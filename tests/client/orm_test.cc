@@ -16,6 +16,7 @@ namespace {
 
 using namespace pooler::orm;
 using orm_models::Comment;
+using orm_models::Membership;
 using orm_models::Post;
 using orm_models::User;
 using Strings = std::vector<std::string>;
@@ -551,6 +552,68 @@ TEST_F(IntegrationOrm, FailedFlushInsideSavepointKeepsTransaction) {
   session.add(User{.name = "second", .email = "second@example.com"});
   session.commit();
   EXPECT_EQ(db("SELECT string_agg(name, ',' ORDER BY id) FROM users"), "first,second");
+}
+
+// Composite primary keys: get() by std::tuple finds the identity map's object without a query, or reads the
+// row; UPDATE and DELETE address the row by every key column; bulk UPDATE expires the objects it touched; a
+// savepoint rollback reads changed objects again by their whole key; a wrong number of key values is an error.
+TEST_F(IntegrationOrm, CompositePrimaryKey) {
+  auto models = metadata<Membership>();
+  models.drop_all(engine());
+  models.create_all(engine());
+  {
+    Session s(engine());
+    s.add(Membership{.user_id = 1, .org_id = 10, .role = "owner"});
+    s.add(Membership{.user_id = 1, .org_id = 20, .role = "member"});
+    s.add(Membership{.user_id = 2, .org_id = 10, .role = "member"});
+    s.commit();
+  }
+  Session session(engine());
+  auto all = session.scalars(select<Membership>().order_by(&Membership::user_id, &Membership::org_id)).all();
+  ASSERT_EQ(all.size(), 3u);
+  log_.clear();
+  EXPECT_EQ(session.get<Membership>(std::tuple{std::int64_t{1}, 20}).get(), all[1].get());
+  EXPECT_EQ(session.get<Membership>(std::tuple{std::int64_t{2}, 10}).get(), all[2].get());
+  EXPECT_TRUE(statements("SELECT").empty());
+  EXPECT_EQ(session.get<Membership>(std::tuple{std::int64_t{2}, 20}), nullptr);
+  EXPECT_THROW((void)session.get<Membership>(std::int64_t{1}), ArgumentError);
+  all[0]->role = "admin";
+  session.delete_(all[2]);
+  log_.clear();
+  session.flush();
+  ASSERT_EQ(statements("UPDATE").size(), 1u);
+  EXPECT_NE(statements("UPDATE")[0].find(R"(WHERE "memberships"."user_id" = $2 AND "memberships"."org_id" = $3)"),
+            std::string::npos)
+      << statements("UPDATE")[0];
+  ASSERT_EQ(statements("DELETE").size(), 1u);
+  EXPECT_NE(statements("DELETE")[0].find(R"(WHERE "memberships"."user_id" = $1 AND "memberships"."org_id" = $2)"),
+            std::string::npos)
+      << statements("DELETE")[0];
+  session.commit();
+  EXPECT_EQ(db("SELECT string_agg(user_id || ':' || org_id || ':' || role, ',' ORDER BY user_id, org_id) FROM "
+               "memberships"),
+            "1:10:admin,1:20:member");
+
+  Session fresh(engine());
+  auto m = fresh.get<Membership>(std::tuple{std::int64_t{1}, 20});
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->role, "member");
+  EXPECT_EQ(fresh.scalars(select<Membership>().where(col(&Membership::org_id) == 20)).one().get(), m.get());
+  EXPECT_EQ(fresh.execute(update<Membership>().where(col(&Membership::user_id) == 1).values(&Membership::role, "bulk"))
+                .rowcount(),
+            2);
+  EXPECT_EQ(fresh.get<Membership>(std::tuple{std::int64_t{1}, 20}).get(), m.get());
+  EXPECT_EQ(m->role, "bulk");
+  {
+    auto sp = fresh.begin_nested();
+    m->role = "inside";
+    fresh.flush();
+    sp.rollback();
+  }
+  EXPECT_EQ(m->role, "bulk");
+  fresh.commit();
+  EXPECT_EQ(db("SELECT string_agg(role, ',') FROM memberships"), "bulk,bulk");
+  models.drop_all(engine());
 }
 
 // A unique violation in flush: the DBError class and SQLSTATE, the failing object attached and described; the

@@ -8,7 +8,9 @@
 #include <memory>
 #include <optional>
 #include <ranges>
+#include <tuple>
 #include <utility>
+#include <vector>
 
 #include "pooler/connection.hpp"
 #include "pooler/engine.hpp"
@@ -115,10 +117,17 @@ class Session {
   void delete_(const std::shared_ptr<T>& object) {
     unit_of_work().delete_(orm::detail::entity_info<T>(), object.get());
   }
-  // By primary key: the identity map first (no query), else SELECT. Null when there is no such row.
+  // By primary key: the identity map first (no query), else SELECT. Null when there is no such row. A composite
+  // key is a std::tuple of its columns' values in column order: get<T>(std::tuple{user_id, org_id}).
   template <orm::Mapped T, class K>
   [[nodiscard]] std::shared_ptr<T> get(const K& primary_key) {
-    return std::static_pointer_cast<T>(unit_of_work().get(orm::detail::entity_info<T>(), Value(primary_key)));
+    std::vector<Value> values;
+    if constexpr (requires { std::tuple_size<K>::value; }) {
+      std::apply([&](const auto&... v) { (values.emplace_back(v), ...); }, primary_key);
+    } else {
+      values.emplace_back(primary_key);
+    }
+    return std::static_pointer_cast<T>(unit_of_work().get(orm::detail::entity_info<T>(), values));
   }
   // The session's object for object's primary key (loaded if needed, added if new), with object's columns
   // copied onto it.

@@ -54,6 +54,15 @@ void read_fields(const ResultColumns& columns, int row, std::size_t n, RawField*
   }
 }
 
+std::size_t single_pk(const EntityInfo& e) {
+  if (e.composite_key()) {
+    throw client::ArgumentError(fmt::format("pooler::orm: table {} has a composite primary key; relationships "
+                                            "referring to it are not supported",
+                                            e.table));
+  }
+  return e.pk;
+}
+
 void throw_detached(std::string_view what) {
   throw DetachedInstanceError(fmt::format(
       "this {} is not loaded and its parent is not in a session (the session was closed, or the object was "
@@ -334,7 +343,8 @@ Compiled compile_select(const SelectCore& s, SelectLayout* layout) {
       return anon + "." + quote(fmt::format("c{}", lay.item_offsets[static_cast<std::size_t>(e.item)] + static_cast<int>(column)));
     };
     std::size_t fk = rel.fk_column();
-    std::string parent_pk = rel.many ? owner_column(opt.owner->pk) : qualified(alias, target, target.pk);
+    std::string parent_pk =
+        rel.many ? owner_column(single_pk(*opt.owner)) : qualified(alias, target, single_pk(target));
     std::string child_fk = rel.many ? qualified(alias, child, fk) : owner_column(fk);
     eager_joins += fmt::format(" LEFT OUTER JOIN {} AS {} ON {} = {}", quote(target.table), quote(alias), parent_pk,
                                child_fk);
@@ -426,7 +436,10 @@ Compiled compile_dml(const DmlCore& s, bool returning_pk) {
     w.sql += " WHERE ";
     w.conjunction(s.where);
   }
-  if (returning_pk) w.sql += " RETURNING " + qualified(e.table, e, e.pk);
+  if (returning_pk) {
+    w.sql += " RETURNING ";
+    for (std::size_t i = 0; i < e.pks.size(); ++i) w.sql += (i == 0 ? "" : ", ") + qualified(e.table, e, e.pks[i]);
+  }
   return Compiled{std::move(w.sql), std::move(w.params)};
 }
 

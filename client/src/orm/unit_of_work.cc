@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <optional>
+#include <span>
 #include <cxxabi.h>
 #include <unordered_set>
 
@@ -17,6 +19,39 @@ namespace pooler::orm::detail {
 
 namespace {
 constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+}
+
+// Identity keys. A single-column key is its column's text, read in place; a composite key is each column's
+// text, length-prefixed, built in `buf`. Every producer (rows, get()'s values, RETURNING) uses these two.
+std::string_view join_key(std::span<const std::string_view> parts, std::string& buf) {
+  if (parts.size() == 1) return parts.front();
+  buf.clear();
+  for (std::string_view p : parts) {
+    const auto n = static_cast<std::uint32_t>(p.size());
+    buf.append(reinterpret_cast<const char*>(&n), sizeof n);
+    buf.append(p);
+  }
+  return buf;
+}
+// The key of the entity whose columns start at `offset` in `row`; nullopt when a key column is NULL.
+std::optional<std::string_view> row_key(const PGresult* pg, int row, int offset, const EntityInfo& info,
+                                        std::string& buf) {
+  std::array<std::string_view, 8> small;
+  std::vector<std::string_view> large;
+  std::span<std::string_view> parts;
+  if (info.pks.size() <= small.size()) {
+    parts = std::span(small.data(), info.pks.size());
+  } else {
+    large.resize(info.pks.size());
+    parts = large;
+  }
+  for (std::size_t i = 0; i < info.pks.size(); ++i) {
+    const int column = offset + static_cast<int>(info.pks[i]);
+    const int length = PQgetlength(pg, row, column);
+    if (length == 0 && PQgetisnull(pg, row, column)) return std::nullopt;
+    parts[i] = {PQgetvalue(pg, row, column), static_cast<std::size_t>(length)};
+  }
+  return join_key(parts, buf);
 }
 
 // A result the session keeps rows of (snapshots), shared by the entries loaded from it with a plain count: a
@@ -73,14 +108,12 @@ struct UnitOfWork::Entry {
   std::uint16_t inserted_at = 0;  // level of its INSERT
   std::uint16_t written_at = 0;   // level of its last UPDATE/DELETE (flushed or bulk)
 
-  // The primary key text: the key column of the snapshot (a persistent object always has one, and flush
-  // never UPDATEs the key), so the key costs no copy per loaded row.
+  // The identity key: the key columns of the snapshot (a persistent object always has one, and flush never
+  // UPDATEs key columns), so a single-column key costs no copy per loaded row. `buf` holds a composite one.
   [[nodiscard]] bool keyed() const { return static_cast<bool>(snapshot); }
-  [[nodiscard]] std::string_view key() const {
+  [[nodiscard]] std::string_view key(std::string& buf) const {
     if (!snapshot) return {};
-    const int column = snapshot_offset + static_cast<int>(info->pk);
-    return {PQgetvalue(snapshot.get(), snapshot_row, column),
-            static_cast<std::size_t>(PQgetlength(snapshot.get(), snapshot_row, column))};
+    return row_key(snapshot.get(), snapshot_row, snapshot_offset, *info, buf).value_or(std::string_view{});
   }
   void set_snapshot(const SnapshotRef& pg, int row, int offset) {
     snapshot = pg;
@@ -215,6 +248,7 @@ class KeyIndex {
   void grow(std::size_t capacity);
 
   std::vector<Slot> slots_;  // size is 0 or a power of two, kept at most half full (tombstones included)
+  mutable std::string scratch_;  // an entry's composite key, built to compare
   std::size_t used_ = 0;
   std::size_t tombs_ = 0;
 };
@@ -252,7 +286,8 @@ struct UnitOfWork::State {
   }
   void remove(Entry& e) {
     if (e.keyed()) {
-      identity[e.info].erase(e.key(), &e);
+      std::string buf;
+      identity[e.info].erase(e.key(buf), &e);
     }
     auto it = by_object.find(e.obj.get());
     if (it != by_object.end() && it->second == &e) by_object.erase(it);
@@ -282,8 +317,9 @@ struct UnitOfWork::State {
     by_object.clear();
     indexed = 0;
     for (auto& [info, ids] : identity) ids.clear();
+    std::string buf;
     for (auto& e : entries) {
-      if (e.keyed() && e.status != Entry::Status::kDeleted) identity[e.info].insert(e.key(), &e);
+      if (e.keyed() && e.status != Entry::Status::kDeleted) identity[e.info].insert(e.key(buf), &e);
     }
   }
   void clear() {
@@ -442,7 +478,7 @@ class RowLoader {
         pg_(pg.get()),
         snapshot_(pg),
         columns_(result_columns(pg.get(), offset, info.columns.size())),
-        pk_column_(offset + static_cast<int>(info.pk)),
+        offset_(offset),
         rows_(PQntuples(pg.get())) {}
 
   // Rows are usually asked for in order: each call also reads the key of the row kAhead further on and starts
@@ -453,18 +489,19 @@ class RowLoader {
   struct Key {
     int row = -1;
     bool null = true;
-    std::string_view text;
+    std::string_view text;  // in the result, or in buf (composite keys)
     std::size_t hash = 0;
+    std::string buf;
   };
   static constexpr int kAhead = 8;
   static constexpr int kRing = 2 * kAhead;
   const Key& read_key(int row) {
     Key& k = ring_[row % kRing];
     k.row = row;
-    k.null = PQgetisnull(pg_, row, pk_column_) != 0;
-    if (!k.null) {
-      k.text = {PQgetvalue(pg_, row, pk_column_),
-                static_cast<std::size_t>(PQgetlength(pg_, row, pk_column_))};
+    std::optional<std::string_view> text = row_key(pg_, row, offset_, info_, k.buf);
+    k.null = !text;
+    if (text) {
+      k.text = *text;
       k.hash = KeyIndex::hash(k.text);
       identity_.prefetch(k.hash);
     }
@@ -478,14 +515,15 @@ class RowLoader {
   const PGresult* pg_;
   SnapshotRef snapshot_;  // what each entry loaded from this result keeps
   ResultColumns columns_;
-  int pk_column_;
+  int offset_;
   int rows_;
   std::shared_ptr<void> block_;  // where new objects go; a fresh one for the rows left when it is full
   std::array<Key, kRing> ring_{};
 };
 
 std::shared_ptr<void> RowLoader::operator()(int row) {
-  const Key pk = ring_[row % kRing].row == row ? ring_[row % kRing] : read_key(row);
+  // A reference: reading row + kAhead fills another slot of the ring.
+  const Key& pk = ring_[row % kRing].row == row ? ring_[row % kRing] : read_key(row);
   if (row + kAhead < rows_) read_key(row + kAhead);
   if (pk.null) return nullptr;
   KeyIndex::Probe probe = identity_.lookup(pk.text, pk.hash);
@@ -527,6 +565,37 @@ void back_populate(const RelationshipInfo& rel, const std::shared_ptr<void>& par
   }
 }
 
+// The primary key values of an object, in key column order.
+std::vector<client::Value> key_values(const EntityInfo& info, const void* obj) {
+  std::vector<client::Value> out;
+  out.reserve(info.pks.size());
+  for (std::size_t c : info.pks) out.push_back(info.encode(obj, c));
+  return out;
+}
+
+// key column = value for each key column (AND).
+NodePtr key_condition(const EntityInfo& info, const std::vector<client::Value>& values) {
+  std::vector<NodePtr> terms;
+  for (std::size_t i = 0; i < info.pks.size(); ++i) {
+    terms.push_back(binary_node("=", column_node(info, info.pks[i]), param_node(values[i])));
+  }
+  return terms.size() == 1 ? terms.front() : list_node(Node::Kind::kAnd, std::move(terms), {});
+}
+
+// The identity key for key values (their text, as the server prints them).
+std::string_view values_key(const std::vector<client::Value>& values, std::string& buf) {
+  std::vector<std::string_view> parts;
+  for (const auto& v : values) parts.emplace_back(*v.data());
+  if (parts.size() == 1) {
+    buf.assign(parts.front());
+    return buf;
+  }
+  std::string joined;
+  join_key(parts, joined);
+  buf = std::move(joined);
+  return buf;
+}
+
 client::Value array_of(const std::vector<client::Value>& values) {
   std::vector<std::optional<std::string>> elements;
   std::uint32_t type = client::oid::kText;
@@ -554,7 +623,7 @@ std::vector<std::shared_ptr<void>> UnitOfWork::load_relationship(const EntityInf
   SelectCore s;
   s.items.push_back({&target, nullptr});
   if (rel.many) {
-    client::Value key = owner.encode(parent, owner.pk);
+    client::Value key = owner.encode(parent, single_pk(owner));
     s.where.push_back(binary_node("=", column_node(target, rel.fk_column()), param_node(std::move(key))));
     s.order_by.push_back({column_node(target, target.pk), false, true});
   } else {
@@ -564,7 +633,7 @@ std::vector<std::shared_ptr<void>> UnitOfWork::load_relationship(const EntityInf
     auto& ids = state_->identity[&target];
     Entry* hit = ids.find(*fk.data());
     if (hit != nullptr && !hit->expired) return {hit->obj};
-    s.where.push_back(binary_node("=", column_node(target, target.pk), param_node(std::move(fk))));
+    s.where.push_back(binary_node("=", column_node(target, single_pk(target)), param_node(std::move(fk))));
   }
   Loaded loaded = select(s);
   std::vector<std::shared_ptr<void>> out = std::move(loaded.objects);
@@ -658,7 +727,7 @@ UnitOfWork::Loaded UnitOfWork::run_select(const SelectCore& s) {
       std::vector<client::Value> keys;
       std::unordered_map<std::string, std::shared_ptr<void>> by_key;
       for (const auto& p : parents) {
-        client::Value k = opt.owner->encode(p.get(), opt.owner->pk);
+        client::Value k = opt.owner->encode(p.get(), single_pk(*opt.owner));
         by_key.emplace(*k.data(), p);
         keys.push_back(std::move(k));
       }
@@ -696,7 +765,7 @@ UnitOfWork::Loaded UnitOfWork::run_select(const SelectCore& s) {
       if (!missing.empty()) {
         SelectCore q;
         q.items.push_back({&target, nullptr});
-        q.where.push_back(binary_node("=", column_node(target, target.pk),
+        q.where.push_back(binary_node("=", column_node(target, single_pk(target)),
                                       list_node(Node::Kind::kFunction, {param_node(array_of(missing))}, "ANY")));
         (void)select(q);
       }
@@ -714,17 +783,25 @@ UnitOfWork::Loaded UnitOfWork::run_select(const SelectCore& s) {
   return out;
 }
 
-std::shared_ptr<void> UnitOfWork::get(const EntityInfo& info, const client::Value& pk) {
-  if (pk.is_null()) return nullptr;
+std::shared_ptr<void> UnitOfWork::get(const EntityInfo& info, const std::vector<client::Value>& pk) {
+  if (pk.size() != info.pks.size()) {
+    throw client::ArgumentError(fmt::format("get(): the primary key of {} has {} column(s), {} value(s) given{}",
+                                            info.table, info.pks.size(), pk.size(),
+                                            info.composite_key() ? " (pass a std::tuple)" : ""));
+  }
+  for (const auto& v : pk) {
+    if (v.is_null()) return nullptr;
+  }
   auto& ids = state_->identity[&info];
-  if (Entry* hit = ids.find(*pk.data())) {
+  std::string buf;
+  if (Entry* hit = ids.find(values_key(pk, buf))) {
     auto& e = *hit;
     if (e.status == Entry::Status::kMarkedDeleted) return nullptr;
     if (!e.expired) return e.obj;
   }
   SelectCore s;
   s.items.push_back({&info, nullptr});
-  s.where.push_back(binary_node("=", column_node(info, info.pk), param_node(pk)));
+  s.where.push_back(key_condition(info, pk));
   Loaded l = select(s);
   return l.objects.empty() ? nullptr : l.objects.front();
 }
@@ -738,7 +815,7 @@ void UnitOfWork::refresh(const void* obj) {
   std::shared_ptr<void> keep = held->obj;
   SelectCore s;
   s.items.push_back({&info, nullptr});
-  s.where.push_back(binary_node("=", column_node(info, info.pk), param_node(info.encode(obj, info.pk))));
+  s.where.push_back(key_condition(info, key_values(info, obj)));
   autoflush();
   Compiled c = compile_select(s);
   client::Result r = state_->hooks.execute(c);
@@ -753,7 +830,9 @@ void UnitOfWork::refresh(const void* obj) {
 
 std::shared_ptr<void> UnitOfWork::merge(const EntityInfo& info, const void* obj) {
   std::shared_ptr<void> target;
-  if (!info.is_unset(obj, info.pk)) target = get(info, info.encode(obj, info.pk));
+  bool unset = false;
+  for (std::size_t c : info.pks) unset = unset || info.is_unset(obj, c);
+  if (!unset) target = get(info, key_values(info, obj));
   if (!target) {
     target = info.create();
     add(info, target);
@@ -769,14 +848,17 @@ client::Result UnitOfWork::execute_dml(const DmlCore& s) {
   // Keep the identity map in step (SQLAlchemy's synchronize_session="fetch"): deleted rows leave it, updated
   // ones are expired so their next load reads the new values.
   auto& ids = state_->identity[s.entity];
-  for (const auto& row : r) {
-    Entry* hit = ids.find(row[std::size_t{0}].view());
+  auto pg = r.driver_result();
+  std::string buf;
+  for (int row = 0; row < static_cast<int>(r.size()); ++row) {
+    std::optional<std::string_view> key = row_key(pg.get(), row, 0, *s.entity, buf);  // RETURNING the key
+    Entry* hit = key ? ids.find(*key) : nullptr;
     if (hit == nullptr) continue;
     Entry& e = *hit;
     e.written_at = state_->level();
     if (s.is_delete) {
       e.status = Entry::Status::kDeleted;
-      ids.erase(e.key(), &e);
+      ids.erase(e.key(buf), &e);
     } else {
       e.expired = true;
     }
@@ -831,9 +913,9 @@ void UnitOfWork::flush() {
             auto items = rel.items(e->obj.get());
             if (items.empty()) continue;
             const EntityInfo& target = rel.target();
-            t->assign(e->obj.get(), rel.fk_column(), target.encode(items.front().get(), target.pk));
+            t->assign(e->obj.get(), rel.fk_column(), target.encode(items.front().get(), single_pk(target)));
           } else if (rel.many && &rel.target() == t) {
-            client::Value key = e->info->encode(e->obj.get(), e->info->pk);
+            client::Value key = e->info->encode(e->obj.get(), single_pk(*e->info));
             for (const auto& child : rel.items(e->obj.get())) t->assign(child.get(), rel.fk_column(), key);
           }
         }
@@ -874,20 +956,22 @@ void UnitOfWork::flush() {
           e->status = Entry::Status::kPersistent;
           e->inserted_at = state_->level();
           e->key_from_server = server_key;
-          state_->identity[t].insert(e->key(), e);
+          std::string buf;
+          state_->identity[t].insert(e->key(buf), e);
         } else if (e->status == Entry::Status::kPersistent) {
           SqlWriter w;
           std::string sets;
           for (std::size_t i = 0; i < cols.size(); ++i) {
-            if (i == t->pk) continue;
+            if (cols[i].primary_key) continue;
             RawField was = raw_field(e->snapshot.get(), e->snapshot_row, e->snapshot_offset + static_cast<int>(i));
             if (!t->differs(obj, i, was)) continue;
             if (!sets.empty()) sets += ", ";
             sets += quote(cols[i].name) + " = " + w.bind(t->encode(obj, i));
           }
           if (sets.empty()) continue;
-          w.sql = "UPDATE " + quote(t->table) + " SET " + sets + " WHERE " + qualified(t->table, *t, t->pk) + " = " +
-                  w.bind(t->encode(obj, t->pk)) + " RETURNING ";
+          w.sql = "UPDATE " + quote(t->table) + " SET " + sets + " WHERE ";
+          w.conjunction({key_condition(*t, key_values(*t, obj))});
+          w.sql += " RETURNING ";
           w.entity_columns(*t, t->table);
           client::Result r = state_->hooks.execute(Compiled{std::move(w.sql), std::move(w.params)});
           if (r.empty()) {
@@ -909,8 +993,8 @@ void UnitOfWork::flush() {
         if (e->info != *t || e->status != Entry::Status::kMarkedDeleted) continue;
         current = e;
         SqlWriter w;
-        w.sql = "DELETE FROM " + quote((*t)->table) + " WHERE " + qualified((*t)->table, **t, (*t)->pk) + " = " +
-                w.bind((*t)->encode(e->obj.get(), (*t)->pk));
+        w.sql = "DELETE FROM " + quote((*t)->table) + " WHERE ";
+        w.conjunction({key_condition(**t, key_values(**t, e->obj.get()))});
         client::Result r = state_->hooks.execute(Compiled{std::move(w.sql), std::move(w.params)});
         if (r.rowcount() != 1) {
           throw StaleDataError(fmt::format("DELETE statement on table {} expected to delete 1 row(s); {} were "
@@ -919,7 +1003,8 @@ void UnitOfWork::flush() {
         }
         e->status = Entry::Status::kDeleted;
         e->written_at = state_->level();
-        state_->identity[*t].erase(e->key(), e);
+        std::string buf;
+        state_->identity[*t].erase(e->key(buf), e);
       }
     }
   } catch (const client::DBError& err) {
@@ -990,7 +1075,8 @@ void UnitOfWork::after_rollback() {
     }
     if (e.status == Entry::Status::kMarkedDeleted || e.status == Entry::Status::kDeleted) {
       e.status = Entry::Status::kPersistent;
-      state_->identity[e.info].insert(e.key(), &e);
+      std::string buf;
+      state_->identity[e.info].insert(e.key(buf), &e);
     }
     e.expired = true;
     e.written_at = 0;
@@ -1032,7 +1118,8 @@ void UnitOfWork::savepoint_rolled_back(std::size_t depth) {
     }
     bool changed = e.written_at >= inside || e.status == Entry::Status::kMarkedDeleted;
     if (e.status == Entry::Status::kDeleted && e.written_at >= inside) {
-      state_->identity[e.info].insert(e.key(), &e);
+      std::string buf;
+      state_->identity[e.info].insert(e.key(buf), &e);
       e.status = Entry::Status::kPersistent;
     }
     if (e.status == Entry::Status::kMarkedDeleted) e.status = Entry::Status::kPersistent;
@@ -1048,14 +1135,22 @@ void UnitOfWork::savepoint_rolled_back(std::size_t depth) {
     if (std::find(types.begin(), types.end(), e->info) == types.end()) types.push_back(e->info);
   }
   for (const EntityInfo* t : types) {
-    std::vector<client::Value> keys;
-    for (Entry* e : stale) {
-      if (e->info == t) keys.push_back(t->encode(e->obj.get(), t->pk));
-    }
     SelectCore q;
     q.items.push_back({t, nullptr});
-    q.where.push_back(binary_node("=", column_node(*t, t->pk),
-                                  list_node(Node::Kind::kFunction, {param_node(array_of(keys))}, "ANY")));
+    if (t->composite_key()) {
+      std::vector<NodePtr> any;
+      for (Entry* e : stale) {
+        if (e->info == t) any.push_back(key_condition(*t, key_values(*t, e->obj.get())));
+      }
+      q.where.push_back(list_node(Node::Kind::kOr, std::move(any), {}));
+    } else {
+      std::vector<client::Value> keys;
+      for (Entry* e : stale) {
+        if (e->info == t) keys.push_back(t->encode(e->obj.get(), t->pk));
+      }
+      q.where.push_back(binary_node("=", column_node(*t, t->pk),
+                                    list_node(Node::Kind::kFunction, {param_node(array_of(keys))}, "ANY")));
+    }
     (void)run_select(q);  // no autoflush: that would write the undone changes again
   }
   for (Entry* e : stale) reset_relationships(loaders_for(state_->loaders, self, *e->info), *e->info, e->obj.get());
@@ -1072,7 +1167,7 @@ std::size_t KeyIndex::probe(std::string_view key, std::size_t hash) const {
     if (s.entry == nullptr) return free != static_cast<std::size_t>(-1) ? free : i;
     if (s.entry == tombstone()) {
       if (free == static_cast<std::size_t>(-1)) free = i;
-    } else if (s.hash == hash && s.entry->key() == key) {
+    } else if (s.hash == hash && s.entry->key(scratch_) == key) {
       return i;
     }
   }

@@ -224,6 +224,14 @@ TEST(OrmSql, JoinedCollectionUnderLimitIsJoinedOutsideASubquery) {
             std::string::npos);
 }
 
+// A composite primary key: one PRIMARY KEY constraint over both columns, and no sequence for either (as
+// SQLAlchemy, only a single integer key autoincrements).
+TEST(OrmSql, CompositePrimaryKeyDdl) {
+  EXPECT_EQ(metadata<orm_models::Membership>().create_statements(),
+            Strings{R"(CREATE TABLE IF NOT EXISTS "memberships" ("user_id" BIGINT NOT NULL, "org_id" INTEGER NOT )"
+                    R"(NULL, "role" TEXT NOT NULL, PRIMARY KEY ("user_id", "org_id")))"});
+}
+
 // Builders are values: refining a statement leaves the original as it was.
 TEST(OrmSql, StatementsAreImmutable) {
   auto base = select<User>();

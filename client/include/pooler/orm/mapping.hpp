@@ -329,6 +329,9 @@ class LazyLoader {
   virtual std::vector<std::shared_ptr<void>> load(const void* parent) = 0;
 };
 [[noreturn]] void throw_detached(std::string_view what);
+// The primary key column of an entity a relationship refers to; ArgumentError for a composite key (not
+// supported as the referenced side of a relationship).
+std::size_t single_pk(const EntityInfo& e);
 
 struct ColumnInfo {
   std::string name;
@@ -361,7 +364,9 @@ struct EntityInfo {
   const std::type_info* type = nullptr;
   std::string table;
   std::vector<ColumnInfo> columns;
-  std::size_t pk = 0;  // index of the primary key column (single-column keys)
+  std::size_t pk = 0;            // index of the (first) primary key column
+  std::vector<std::size_t> pks;  // every primary key column, in column order (more than one: a composite key)
+  [[nodiscard]] bool composite_key() const { return pks.size() > 1; }
   std::vector<RelationshipInfo> relationships;
   std::shared_ptr<void> (*create)() = nullptr;
   // Storage for up to n objects of one result, allocated at once (an object of it lives as long as anyone
@@ -632,14 +637,23 @@ EntityInfo make_entity_info() {
     ci.foreign = c.foreign;
     ci.ondelete = std::string(c.ondelete_action);
     if (c.is_primary_key) {
-      e.pk = index();
+      if (pks == 0) e.pk = index();
+      e.pks.push_back(index());
       ++pks;
     }
     e.columns.push_back(std::move(ci));
   });
-  if (pks != 1) {
-    throw client::ArgumentError("pooler::orm: mapping of table " + e.table +
-                                " needs exactly one primary key column (composite keys are not supported)");
+  if (pks == 0) throw client::ArgumentError("pooler::orm: mapping of table " + e.table + " has no primary key column");
+  if (pks > 1) {
+    // As SQLAlchemy: only a single integer key is left to a sequence by default.
+    for (std::size_t i : e.pks) {
+      if (e.columns[i].autoincrement) {
+        e.columns[i].autoincrement = false;
+        for_each_column<T>([&](auto index, const auto& c) {
+          if (index() == i) e.columns[i].ddl = ddl_type(c.type, false);
+        });
+      }
+    }
   }
   e.relationships = make_relationships<T>(std::make_index_sequence<relationship_count<T>()>{});
   e.create = [] { return std::static_pointer_cast<void>(std::make_shared<T>()); };

@@ -47,7 +47,8 @@ class UnitOfWork : public std::enable_shared_from_this<UnitOfWork> {
 
   void add(const EntityInfo& info, std::shared_ptr<void> obj);
   void delete_(const EntityInfo& info, const void* obj);
-  std::shared_ptr<void> get(const EntityInfo& info, const client::Value& pk);
+  // By primary key values (one per key column, in column order).
+  std::shared_ptr<void> get(const EntityInfo& info, const std::vector<client::Value>& pk);
   std::shared_ptr<void> merge(const EntityInfo& info, const void* obj);
   void refresh(const void* obj);
   void expire(const void* obj);
