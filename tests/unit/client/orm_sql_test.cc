@@ -7,6 +7,22 @@
 
 #include "tests/unit/client/orm_models.h"
 
+// Refers to a table with a composite key (not supported as a relationship's target).
+struct Badge {
+  std::int64_t id{};
+  std::int64_t user_id{};
+  pooler::orm::One<pooler::test::orm_models::Membership> membership{};
+};
+template <>
+struct pooler::orm::mapping<Badge> {
+  static constexpr std::string_view table = "badges";
+  static inline const auto columns = std::tuple{
+      column(&Badge::id, "id", BigInteger).primary_key(),
+      column(&Badge::user_id, "user_id", BigInteger),
+  };
+  static inline const auto relationships = std::tuple{relationship(&Badge::membership, &Badge::user_id)};
+};
+
 namespace pooler::test {
 namespace {
 
@@ -225,11 +241,13 @@ TEST(OrmSql, JoinedCollectionUnderLimitIsJoinedOutsideASubquery) {
 }
 
 // A composite primary key: one PRIMARY KEY constraint over both columns, and no sequence for either (as
-// SQLAlchemy, only a single integer key autoincrements).
+// SQLAlchemy, only a single integer key autoincrements); a relationship referring to it is refused when used.
 TEST(OrmSql, CompositePrimaryKeyDdl) {
   EXPECT_EQ(metadata<orm_models::Membership>().create_statements(),
             Strings{R"(CREATE TABLE IF NOT EXISTS "memberships" ("user_id" BIGINT NOT NULL, "org_id" INTEGER NOT )"
                     R"(NULL, "role" TEXT NOT NULL, PRIMARY KEY ("user_id", "org_id")))"});
+  EXPECT_THROW((void)select<Badge>().options(joinedload(&Badge::membership)).compile(), ArgumentError);
+  EXPECT_THROW((void)select<Badge>().join(&Badge::membership), ArgumentError);
 }
 
 // Builders are values: refining a statement leaves the original as it was.
