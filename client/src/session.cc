@@ -2,6 +2,8 @@
 // told about each transaction's end.
 #include "pooler/session.hpp"
 
+#include <vector>
+
 namespace pooler::client {
 
 struct Session::Impl {
@@ -11,12 +13,19 @@ struct Session::Impl {
   std::uint64_t serial = 0;        // bumped at every transaction end, so stale SessionTransactions do nothing
   bool explicit_begin = false;
   std::shared_ptr<orm::detail::UnitOfWork> uow;
+  std::vector<Transaction> nested;  // savepoints of begin_nested, outermost first
 
   // The unit of work runs its statements here; Impl's address is stable (Session moves its unique_ptr).
   void make_unit_of_work() {
     orm::detail::UnitOfWork::Hooks hooks;
     hooks.execute = [this](const orm::Compiled& c) { return ensure(options.autobegin).exec_driver_sql(c.sql, c.params); };
     hooks.rollback_database = [this] { rollback_database(); };
+    hooks.rollback_savepoint = [this] {
+      if (nested.empty() || !nested.back().is_active()) return false;
+      nested.back().rollback();
+      nested.pop_back();
+      return true;
+    };
     uow = std::make_shared<orm::detail::UnitOfWork>(std::move(hooks), options.autoflush);
   }
   void rollback_database() {
@@ -43,6 +52,7 @@ struct Session::Impl {
   }
   void end() {
     if (conn) conn->close();
+    nested.clear();  // inactive now: closing rolled everything back
     conn.reset();
     explicit_begin = false;
     ++serial;
@@ -50,7 +60,7 @@ struct Session::Impl {
 };
 
 Session::Session(Engine engine, SessionOptions options)
-    : impl_(std::make_unique<Impl>(Impl{std::move(engine), options, std::nullopt, 0, false, nullptr})) {
+    : impl_(std::make_unique<Impl>(Impl{std::move(engine), options, std::nullopt, 0, false, nullptr, {}})) {
   impl_->make_unit_of_work();
 }
 Session::Session(Session&&) noexcept = default;
@@ -77,7 +87,30 @@ SessionTransaction Session::begin() {
   return SessionTransaction(this, impl_->serial);
 }
 
-Transaction Session::begin_nested() { return impl_->ensure(impl_->options.autobegin).begin_nested(); }
+SessionTransaction Session::begin_nested() {
+  impl_->uow->flush();  // what was pending belongs to the enclosing transaction
+  impl_->nested.push_back(impl_->ensure(impl_->options.autobegin).begin_nested());
+  impl_->uow->savepoint_begun();
+  return SessionTransaction(this, impl_->serial, impl_->nested.size());
+}
+
+void Session::release_savepoint(std::size_t depth) {
+  impl_->uow->flush();  // a failure rolls back to the innermost savepoint and throws
+  if (!savepoint_active(depth)) throw ResourceClosedError("This nested session transaction is inactive");
+  impl_->nested[depth - 1].commit();  // RELEASE SAVEPOINT releases the inner ones too
+  while (impl_->nested.size() >= depth) impl_->nested.pop_back();
+  impl_->uow->savepoint_released(depth);
+}
+
+void Session::rollback_savepoint(std::size_t depth) {
+  impl_->nested[depth - 1].rollback();  // the server drops the inner ones with it
+  while (impl_->nested.size() >= depth) impl_->nested.pop_back();
+  impl_->uow->savepoint_rolled_back(depth);
+}
+
+bool Session::savepoint_active(std::size_t depth) const {
+  return depth <= impl_->nested.size() && impl_->nested[depth - 1].is_active();
+}
 
 void Session::commit() {
   impl_->uow->flush();
@@ -127,15 +160,25 @@ SessionTransaction::~SessionTransaction() {
 
 void SessionTransaction::commit() {
   if (!is_active()) throw ResourceClosedError("This session transaction is inactive");
-  session_->commit();
+  if (depth_ > 0) {
+    session_->release_savepoint(depth_);
+  } else {
+    session_->commit();
+  }
 }
 
 void SessionTransaction::rollback() {
-  if (is_active()) session_->rollback();
+  if (!is_active()) return;
+  if (depth_ > 0) {
+    session_->rollback_savepoint(depth_);
+  } else {
+    session_->rollback();
+  }
 }
 
 bool SessionTransaction::is_active() const {
-  return session_ != nullptr && session_->in_transaction() && session_->transaction_serial() == serial_;
+  return session_ != nullptr && session_->in_transaction() && session_->transaction_serial() == serial_ &&
+         (depth_ == 0 || session_->savepoint_active(depth_));
 }
 
 }  // namespace pooler::client

@@ -16,6 +16,7 @@ namespace {
 
 using namespace pooler::orm;
 using orm_models::Comment;
+using orm_models::Membership;
 using orm_models::Post;
 using orm_models::User;
 using Strings = std::vector<std::string>;
@@ -399,6 +400,220 @@ TEST_F(IntegrationOrm, EagerLoadingStatementCounts) {
     for (const auto& p : posts) EXPECT_EQ(p->author->id, p->author_id);
     EXPECT_EQ(statements("SELECT").size(), 2u);
   }
+}
+
+// LIMIT/OFFSET with a joinedload of a collection count parents, not joined rows: the limited parent query is a
+// subquery and the collection is joined outside it (as SQLAlchemy does), so each parent comes with all its
+// children.
+TEST_F(IntegrationOrm, JoinedloadCollectionWithLimitOffset) {
+  auto ids = seed(5, 3);
+  Session session(engine());
+  auto users = session
+                   .scalars(select<User>()
+                                .options(joinedload(&User::posts))
+                                .where(col(&User::name) != "user4")
+                                .order_by(col(&User::id).desc())
+                                .limit(2)
+                                .offset(1))
+                   .all();
+  ASSERT_EQ(users.size(), 2u);
+  EXPECT_EQ(users[0]->id, ids[2]);
+  EXPECT_EQ(users[1]->id, ids[1]);
+  for (const auto& u : users) {
+    ASSERT_EQ(u->posts.size(), 3u) << u->name;
+    for (const auto& p : u->posts) EXPECT_EQ(p->author.get(), u);
+  }
+  EXPECT_EQ(statements("SELECT").size(), 1u);
+  // A many-to-one joinedload repeats no parent row: LIMIT applies to the query as written.
+  auto posts = session
+                   .scalars(select<Post>()
+                                .options(joinedload(&Post::author))
+                                .where(col(&Post::score) == 1)
+                                .order_by(&Post::id)
+                                .limit(2))
+                   .all();
+  ASSERT_EQ(posts.size(), 2u);
+  EXPECT_EQ(posts[0]->author->id, ids[0]);
+  EXPECT_EQ(posts[1]->author->id, ids[1]);
+  // Expression items and a collection joinedload under LIMIT: one row per parent, in order.
+  auto rows = session
+                  .execute(select<User>(col(&User::name))
+                               .options(joinedload(&User::posts))
+                               .order_by(&User::id)
+                               .limit(3))
+                  .all();
+  ASSERT_EQ(rows.size(), 3u);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(std::get<0>(rows[i])->id, ids[i]);
+    EXPECT_EQ(std::get<1>(rows[i]), fmt::format("user{}", i));
+    EXPECT_EQ(std::get<0>(rows[i])->posts.size(), 3u);
+  }
+}
+
+// begin_nested + rollback: the savepoint's writes are undone in the database and in the session — objects added
+// inside leave it (server keys cleared), a deletion inside is undone, objects changed inside (flushed, or only in
+// memory) show their restored rows; what was flushed before the savepoint stays, and the transaction goes on.
+TEST_F(IntegrationOrm, SavepointRollbackRestoresOrmState) {
+  auto ids = seed(3, 1);
+  Session session(engine());
+  auto users = session.scalars(select<User>().order_by(&User::id)).all();
+  users[2]->nickname = "before";  // flushed by begin_nested, outside the savepoint
+  auto kept = session.add(User{.name = "kept", .email = "kept@example.com"});
+  {
+    auto sp = session.begin_nested();
+    EXPECT_TRUE(sp.is_nested());
+    EXPECT_NE(kept->id, 0);
+    users[0]->name = "renamed";
+    session.delete_(users[1]->posts[0]);
+    session.delete_(users[1]);
+    auto inner = session.add(User{.name = "inner", .email = "inner@example.com"});
+    session.flush();
+    EXPECT_NE(inner->id, 0);
+    auto pending = session.add(User{.name = "pending", .email = "pending@example.com"});
+    users[2]->email = "memory-only@example.com";
+    EXPECT_EQ(db("SELECT count(*) FROM users"), "3");  // other connections see nothing uncommitted
+    sp.rollback();
+    EXPECT_FALSE(sp.is_active());
+    EXPECT_FALSE(session.contains(inner));
+    EXPECT_FALSE(session.contains(pending));
+    EXPECT_EQ(inner->id, 0);  // adding it again inserts it afresh
+  }
+  EXPECT_TRUE(session.in_transaction());
+  EXPECT_EQ(users[0]->name, "user0");
+  EXPECT_EQ(users[2]->email, "u2@example.com");
+  EXPECT_EQ(users[2]->nickname, "before");
+  EXPECT_FALSE(session.is_modified(users[0]));
+  EXPECT_TRUE(session.contains(users[1]));
+  EXPECT_EQ(session.get<User>(ids[1]).get(), users[1].get());
+  EXPECT_EQ(users[1]->posts.size(), 1u);
+  EXPECT_TRUE(session.contains(kept));
+  session.commit();
+  EXPECT_EQ(db("SELECT string_agg(name || ':' || coalesce(nickname, '-') || ':' || email, ',' ORDER BY id) FROM users"),
+            "user0:-:u0@example.com,user1:-:u1@example.com,user2:before:u2@example.com,kept:-:kept@example.com");
+  EXPECT_EQ(db("SELECT count(*) FROM posts"), "3");
+}
+
+// begin_nested + commit releases the savepoint: its writes join the enclosing transaction (so that one's rollback
+// undoes them); nested savepoints roll back one level at a time; leaving a savepoint's scope uncommitted rolls
+// it back.
+TEST_F(IntegrationOrm, SavepointReleaseAndNesting) {
+  Session session(engine());
+  auto outer = session.add(User{.name = "outer", .email = "outer@example.com"});
+  {
+    auto sp = session.begin_nested();
+    auto a = session.add(User{.name = "a", .email = "a@example.com"});
+    {
+      auto inner = session.begin_nested();
+      auto b = session.add(User{.name = "b", .email = "b@example.com"});
+      a->nickname = "changed in inner";
+      session.flush();
+      inner.rollback();
+      EXPECT_FALSE(session.contains(b));
+      EXPECT_EQ(a->nickname, std::nullopt);  // read again: the inner savepoint's UPDATE is gone
+    }
+    {
+      auto forgotten = session.begin_nested();
+      session.add(User{.name = "dropped", .email = "dropped@example.com"});
+    }  // not committed: rolled back to it
+    sp.commit();
+    EXPECT_FALSE(sp.is_active());
+    EXPECT_TRUE(session.contains(a));
+  }
+  EXPECT_EQ(session.scalar(select(func::count(&User::id))), 2);
+  session.rollback();  // the released savepoint's INSERT goes with the transaction
+  EXPECT_FALSE(session.contains(outer));
+  EXPECT_EQ(db("SELECT count(*) FROM users"), "0");
+
+  auto c = session.add(User{.name = "c", .email = "c@example.com"});
+  {
+    auto sp = session.begin_nested();
+    c->name = "c2";
+    sp.commit();
+  }
+  session.commit();
+  EXPECT_EQ(db("SELECT string_agg(name, ',') FROM users"), "c2");
+}
+
+// The point of savepoints in SQLAlchemy: a flush that fails inside one rolls back only that savepoint (the
+// failing object leaves the session), and the transaction carries on with what was done before it.
+TEST_F(IntegrationOrm, FailedFlushInsideSavepointKeepsTransaction) {
+  Session session(engine());
+  auto first = session.add(User{.name = "first", .email = "same@example.com"});
+  std::shared_ptr<User> dup;
+  {
+    auto sp = session.begin_nested();
+    dup = session.add(User{.name = "dup", .email = "same@example.com"});
+    EXPECT_THROW(sp.commit(), UniqueViolation);
+    EXPECT_FALSE(sp.is_active());
+  }
+  EXPECT_TRUE(session.in_transaction());
+  EXPECT_FALSE(session.contains(dup));
+  EXPECT_TRUE(session.contains(first));
+  session.add(User{.name = "second", .email = "second@example.com"});
+  session.commit();
+  EXPECT_EQ(db("SELECT string_agg(name, ',' ORDER BY id) FROM users"), "first,second");
+}
+
+// Composite primary keys: get() by std::tuple finds the identity map's object without a query, or reads the
+// row; UPDATE and DELETE address the row by every key column; bulk UPDATE expires the objects it touched; a
+// savepoint rollback reads changed objects again by their whole key; a wrong number of key values is an error.
+TEST_F(IntegrationOrm, CompositePrimaryKey) {
+  auto models = metadata<Membership>();
+  models.drop_all(engine());
+  models.create_all(engine());
+  {
+    Session s(engine());
+    s.add(Membership{.user_id = 1, .org_id = 10, .role = "owner"});
+    s.add(Membership{.user_id = 1, .org_id = 20, .role = "member"});
+    s.add(Membership{.user_id = 2, .org_id = 10, .role = "member"});
+    s.commit();
+  }
+  Session session(engine());
+  auto all = session.scalars(select<Membership>().order_by(&Membership::user_id, &Membership::org_id)).all();
+  ASSERT_EQ(all.size(), 3u);
+  log_.clear();
+  EXPECT_EQ(session.get<Membership>(std::tuple{std::int64_t{1}, 20}).get(), all[1].get());
+  EXPECT_EQ(session.get<Membership>(std::tuple{std::int64_t{2}, 10}).get(), all[2].get());
+  EXPECT_TRUE(statements("SELECT").empty());
+  EXPECT_EQ(session.get<Membership>(std::tuple{std::int64_t{2}, 20}), nullptr);
+  EXPECT_THROW((void)session.get<Membership>(std::int64_t{1}), ArgumentError);
+  all[0]->role = "admin";
+  session.delete_(all[2]);
+  log_.clear();
+  session.flush();
+  ASSERT_EQ(statements("UPDATE").size(), 1u);
+  EXPECT_NE(statements("UPDATE")[0].find(R"(WHERE "memberships"."user_id" = $2 AND "memberships"."org_id" = $3)"),
+            std::string::npos)
+      << statements("UPDATE")[0];
+  ASSERT_EQ(statements("DELETE").size(), 1u);
+  EXPECT_NE(statements("DELETE")[0].find(R"(WHERE "memberships"."user_id" = $1 AND "memberships"."org_id" = $2)"),
+            std::string::npos)
+      << statements("DELETE")[0];
+  session.commit();
+  EXPECT_EQ(db("SELECT string_agg(user_id || ':' || org_id || ':' || role, ',' ORDER BY user_id, org_id) FROM "
+               "memberships"),
+            "1:10:admin,1:20:member");
+
+  Session fresh(engine());
+  auto m = fresh.get<Membership>(std::tuple{std::int64_t{1}, 20});
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->role, "member");
+  EXPECT_EQ(fresh.scalars(select<Membership>().where(col(&Membership::org_id) == 20)).one().get(), m.get());
+  EXPECT_EQ(fresh.execute(update<Membership>().where(col(&Membership::user_id) == 1).values(&Membership::role, "bulk"))
+                .rowcount(),
+            2);
+  EXPECT_EQ(fresh.get<Membership>(std::tuple{std::int64_t{1}, 20}).get(), m.get());
+  EXPECT_EQ(m->role, "bulk");
+  {
+    auto sp = fresh.begin_nested();
+    m->role = "inside";
+    fresh.flush();
+    sp.rollback();
+  }
+  EXPECT_EQ(m->role, "bulk");
+  fresh.commit();
+  EXPECT_EQ(db("SELECT string_agg(role, ',') FROM memberships"), "bulk,bulk");
+  models.drop_all(engine());
 }
 
 // A unique violation in flush: the DBError class and SQLSTATE, the failing object attached and described; the

@@ -8,7 +8,9 @@
 #include <memory>
 #include <optional>
 #include <ranges>
+#include <tuple>
 #include <utility>
+#include <vector>
 
 #include "pooler/connection.hpp"
 #include "pooler/engine.hpp"
@@ -32,21 +34,26 @@ struct SessionOptions {
 
 class Session;
 
-// The RAII guard session.begin() returns: commit() commits the session; leaving it uncommitted rolls back.
+// The RAII guard session.begin() and session.begin_nested() return: commit() commits the session (or releases
+// the savepoint); leaving it uncommitted rolls back (to the savepoint).
 class SessionTransaction {
  public:
-  SessionTransaction(Session* session, std::uint64_t serial) : session_(session), serial_(serial) {}
+  // depth 0: the session's transaction; n: its n-th savepoint.
+  SessionTransaction(Session* session, std::uint64_t serial, std::size_t depth = 0)
+      : session_(session), serial_(serial), depth_(depth) {}
   SessionTransaction(SessionTransaction&& other) noexcept
-      : session_(std::exchange(other.session_, nullptr)), serial_(other.serial_) {}
+      : session_(std::exchange(other.session_, nullptr)), serial_(other.serial_), depth_(other.depth_) {}
   SessionTransaction& operator=(SessionTransaction&&) = delete;
   ~SessionTransaction();
   void commit();
   void rollback();
   [[nodiscard]] bool is_active() const;
+  [[nodiscard]] bool is_nested() const { return depth_ > 0; }
 
  private:
   Session* session_;
   std::uint64_t serial_;
+  std::size_t depth_;
 };
 
 class Session {
@@ -71,7 +78,13 @@ class Session {
 
   // Explicit begin; InvalidRequestError if a transaction is already in progress.
   [[nodiscard]] SessionTransaction begin();
-  [[nodiscard]] Transaction begin_nested();
+  // SAVEPOINT (SQLAlchemy's begin_nested): flushes, then opens a savepoint (autobeginning the transaction).
+  // commit() releases it; rollback() (or leaving it uncommitted) rolls back to it, and the ORM state with it:
+  // objects added since leave the session (server-assigned keys cleared), deletions since are undone, objects
+  // changed since (flushed or only in memory) are read again from their restored rows. A flush that fails
+  // inside a savepoint rolls back that savepoint only; the transaction goes on. commit() of the session
+  // commits the whole transaction, savepoints included.
+  [[nodiscard]] SessionTransaction begin_nested();
   void commit();
   void rollback();
   // Ends the transaction (rolled back) and releases the connection; the Session stays usable.
@@ -104,10 +117,17 @@ class Session {
   void delete_(const std::shared_ptr<T>& object) {
     unit_of_work().delete_(orm::detail::entity_info<T>(), object.get());
   }
-  // By primary key: the identity map first (no query), else SELECT. Null when there is no such row.
+  // By primary key: the identity map first (no query), else SELECT. Null when there is no such row. A composite
+  // key is a std::tuple of its columns' values in column order: get<T>(std::tuple{user_id, org_id}).
   template <orm::Mapped T, class K>
   [[nodiscard]] std::shared_ptr<T> get(const K& primary_key) {
-    return std::static_pointer_cast<T>(unit_of_work().get(orm::detail::entity_info<T>(), Value(primary_key)));
+    std::vector<Value> values;
+    if constexpr (requires { std::tuple_size<K>::value; }) {
+      std::apply([&](const auto&... v) { (values.emplace_back(v), ...); }, primary_key);
+    } else {
+      values.emplace_back(primary_key);
+    }
+    return std::static_pointer_cast<T>(unit_of_work().get(orm::detail::entity_info<T>(), values));
   }
   // The session's object for object's primary key (loaded if needed, added if new), with object's columns
   // copied onto it.
@@ -178,6 +198,11 @@ class Session {
   [[nodiscard]] orm::detail::UnitOfWork& unit_of_work() const;
 
  private:
+  friend class SessionTransaction;
+  void release_savepoint(std::size_t depth);
+  void rollback_savepoint(std::size_t depth);
+  [[nodiscard]] bool savepoint_active(std::size_t depth) const;
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -31,6 +31,38 @@ RawField raw_field(const void* pg_result, int row, int column) {
   return f;
 }
 
+ResultColumns result_columns(const void* pg_result, int offset, std::size_t count) {
+  const auto* r = static_cast<const PGresult*>(pg_result);
+  ResultColumns c;
+  c.pg = pg_result;
+  c.offset = offset;
+  c.oids.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) c.oids.push_back(PQftype(r, offset + static_cast<int>(i)));
+  return c;
+}
+
+void read_fields(const ResultColumns& columns, int row, std::size_t n, RawField* out) {
+  const auto* r = static_cast<const PGresult*>(columns.pg);
+  for (std::size_t i = 0; i < n; ++i) {
+    const int column = columns.offset + static_cast<int>(i);
+    RawField& f = out[i];
+    const int length = PQgetlength(r, row, column);
+    f.data = PQgetvalue(r, row, column);
+    f.size = static_cast<std::size_t>(length);
+    f.null = length == 0 && PQgetisnull(r, row, column) != 0;
+    f.oid = columns.oids[i];
+  }
+}
+
+std::size_t single_pk(const EntityInfo& e) {
+  if (e.composite_key()) {
+    throw client::ArgumentError(fmt::format("pooler::orm: table {} has a composite primary key; relationships "
+                                            "referring to it are not supported",
+                                            e.table));
+  }
+  return e.pk;
+}
+
 void throw_detached(std::string_view what) {
   throw DetachedInstanceError(fmt::format(
       "this {} is not loaded and its parent is not in a session (the session was closed, or the object was "
@@ -223,58 +255,101 @@ std::vector<const EntityInfo*> dependency_order(std::vector<const EntityInfo*> t
 
 
 Compiled compile_select(const SelectCore& s, SelectLayout* layout) {
-  SqlWriter w;
-  w.sql = s.distinct ? "SELECT DISTINCT " : "SELECT ";
   SelectLayout local;
   SelectLayout& lay = layout != nullptr ? *layout : local;
   lay.item_offsets.clear();
   lay.joined_offsets.assign(s.options.size(), -1);
   lay.joined_items.assign(s.options.size(), -1);
+
+  // joinedload options that apply (their owner is a selected entity), each with the item it loads for.
+  struct Eager {
+    std::size_t option;
+    int item;
+  };
+  std::vector<Eager> eager;
+  bool eager_collection = false;
+  for (std::size_t o = 0; o < s.options.size(); ++o) {
+    const auto& opt = s.options[o];
+    if (opt.kind != LoaderOption::Kind::kJoined) continue;
+    for (std::size_t i = 0; i < s.items.size(); ++i) {
+      if (s.items[i].entity == opt.owner) {
+        eager.push_back({o, static_cast<int>(i)});
+        eager_collection = eager_collection || opt.owner->relationships[opt.relationship].many;
+        break;
+      }
+    }
+  }
+  // A joined collection repeats each parent once per child, so LIMIT/OFFSET must count parents: the query as
+  // written becomes a subquery (its columns labelled c<n>, its ORDER BY terms o<k>) and the collections are
+  // joined to it outside, ordered as inside (SQLAlchemy does the same).
+  const bool wrap = eager_collection && (s.limit || s.offset);
+  const std::string anon = quote("anon_1");
+  auto label = [](char prefix, std::size_t n) { return " AS " + quote(fmt::format("{}{}", prefix, n)); };
+
+  SqlWriter w;
+  w.sql = s.distinct ? "SELECT DISTINCT " : "SELECT ";
+  std::string outer_columns;  // wrap: the subquery's columns, as the outer SELECT lists them
   int offset = 0;
   std::vector<const EntityInfo*> froms;
   for (std::size_t i = 0; i < s.items.size(); ++i) {
     if (i > 0) w.sql += ", ";
     lay.item_offsets.push_back(offset);
     const auto& item = s.items[i];
+    const int width = item.entity != nullptr ? static_cast<int>(item.entity->columns.size()) : 1;
     if (item.entity != nullptr) {
-      w.entity_columns(*item.entity, item.entity->table);
-      offset += static_cast<int>(item.entity->columns.size());
+      if (wrap) {
+        for (std::size_t c = 0; c < item.entity->columns.size(); ++c) {
+          if (c > 0) w.sql += ", ";
+          w.sql += qualified(item.entity->table, *item.entity, c) + label('c', static_cast<std::size_t>(offset) + c);
+        }
+      } else {
+        w.entity_columns(*item.entity, item.entity->table);
+      }
       if (!contains(froms, item.entity)) froms.push_back(item.entity);
     } else {
       w.expr(*item.expr, false);
-      offset += 1;
+      if (wrap) w.sql += label('c', static_cast<std::size_t>(offset));
       collect_entities(*item.expr, froms);
+    }
+    for (int c = 0; c < width; ++c) {
+      if (!outer_columns.empty()) outer_columns += ", ";
+      outer_columns += anon + "." + quote(fmt::format("c{}", offset + c));
+    }
+    offset += width;
+  }
+  if (wrap) {
+    for (std::size_t k = 0; k < s.order_by.size(); ++k) {
+      w.sql += ", ";
+      w.expr(*s.order_by[k].expr, true);
+      w.sql += label('o', k);
     }
   }
   // joinedload: LEFT OUTER JOIN <target> AS <target>_<n>, its columns after the items'.
+  std::string eager_columns;
   std::string eager_joins;
-  for (std::size_t o = 0; o < s.options.size(); ++o) {
-    const auto& opt = s.options[o];
-    if (opt.kind != LoaderOption::Kind::kJoined) continue;
-    int item = -1;
-    for (std::size_t i = 0; i < s.items.size(); ++i) {
-      if (s.items[i].entity == opt.owner) {
-        item = static_cast<int>(i);
-        break;
-      }
-    }
-    if (item < 0) continue;  // the option names an entity not selected: nothing to load
+  for (const Eager& e : eager) {
+    const auto& opt = s.options[e.option];
     const auto& rel = opt.owner->relationships[opt.relationship];
     const EntityInfo& target = rel.target();
-    std::string alias = fmt::format("{}_{}", target.table, o + 1);
-    w.sql += ", ";
-    w.entity_columns(target, alias);
-    lay.joined_offsets[o] = offset;
-    lay.joined_items[o] = item;
-    offset += static_cast<int>(target.columns.size());
     const EntityInfo& child = rel.child();
+    std::string alias = fmt::format("{}_{}", target.table, e.option + 1);
+    for (std::size_t c = 0; c < target.columns.size(); ++c) eager_columns += ", " + qualified(alias, target, c);
+    lay.joined_offsets[e.option] = offset;
+    lay.joined_items[e.option] = e.item;
+    offset += static_cast<int>(target.columns.size());
+    // The owner's side of ON: its table, or its column in the subquery.
+    auto owner_column = [&](std::size_t column) {
+      if (!wrap) return qualified(opt.owner->table, *opt.owner, column);
+      return anon + "." + quote(fmt::format("c{}", lay.item_offsets[static_cast<std::size_t>(e.item)] + static_cast<int>(column)));
+    };
     std::size_t fk = rel.fk_column();
-    std::string parent_pk = rel.many ? qualified(opt.owner->table, *opt.owner, opt.owner->pk)
-                                     : qualified(alias, target, target.pk);
-    std::string child_fk = rel.many ? qualified(alias, child, fk) : qualified(opt.owner->table, child, fk);
+    std::string parent_pk =
+        rel.many ? owner_column(single_pk(*opt.owner)) : qualified(alias, target, single_pk(target));
+    std::string child_fk = rel.many ? qualified(alias, child, fk) : owner_column(fk);
     eager_joins += fmt::format(" LEFT OUTER JOIN {} AS {} ON {} = {}", quote(target.table), quote(alias), parent_pk,
                                child_fk);
   }
+  if (!wrap) w.sql += eager_columns;
   // FROM: what the SELECT list names, less what is joined, plus what only WHERE names.
   std::vector<const EntityInfo*> joined;
   for (const auto& j : s.joins) joined.push_back(j.target);
@@ -302,7 +377,7 @@ Compiled compile_select(const SelectCore& s, SelectLayout* layout) {
     w.expr(*on, false);
     present.push_back(j.target);
   }
-  w.sql += eager_joins;
+  if (!wrap) w.sql += eager_joins;
   if (!s.where.empty()) {
     w.sql += " WHERE ";
     w.conjunction(s.where);
@@ -318,16 +393,28 @@ Compiled compile_select(const SelectCore& s, SelectLayout* layout) {
     w.sql += " HAVING ";
     w.conjunction(s.having);
   }
-  if (!s.order_by.empty()) {
+  // ORDER BY: the expressions, or (inside the subquery and outside it) the o<k> columns standing for them.
+  auto order_by = [&](const std::string& qualifier) {
+    if (s.order_by.empty()) return;
     w.sql += " ORDER BY ";
-    for (std::size_t i = 0; i < s.order_by.size(); ++i) {
-      if (i > 0) w.sql += ", ";
-      w.expr(*s.order_by[i].expr, true);
-      if (!s.order_by[i].bare) w.sql += s.order_by[i].descending ? " DESC" : " ASC";
+    for (std::size_t k = 0; k < s.order_by.size(); ++k) {
+      if (k > 0) w.sql += ", ";
+      if (wrap) {
+        w.sql += qualifier + quote(fmt::format("o{}", k));
+      } else {
+        w.expr(*s.order_by[k].expr, true);
+      }
+      if (!s.order_by[k].bare) w.sql += s.order_by[k].descending ? " DESC" : " ASC";
     }
-  }
+  };
+  order_by("");
   if (s.limit) w.sql += " LIMIT " + w.bind(client::Value(*s.limit));
   if (s.offset) w.sql += " OFFSET " + w.bind(client::Value(*s.offset));
+  if (wrap) {
+    std::string inner = std::move(w.sql);
+    w.sql = "SELECT " + outer_columns + eager_columns + " FROM (" + inner + ") AS " + anon + eager_joins;
+    order_by(anon + ".");
+  }
   return Compiled{std::move(w.sql), std::move(w.params)};
 }
 
@@ -349,7 +436,10 @@ Compiled compile_dml(const DmlCore& s, bool returning_pk) {
     w.sql += " WHERE ";
     w.conjunction(s.where);
   }
-  if (returning_pk) w.sql += " RETURNING " + qualified(e.table, e, e.pk);
+  if (returning_pk) {
+    w.sql += " RETURNING ";
+    for (std::size_t i = 0; i < e.pks.size(); ++i) w.sql += (i == 0 ? "" : ", ") + qualified(e.table, e, e.pks[i]);
+  }
   return Compiled{std::move(w.sql), std::move(w.params)};
 }
 

@@ -41,7 +41,9 @@ std::vector<std::string> MetaData::create_statements() const {
                                       quote(t->table), quote(c.name)));
       }
     }
-    parts.push_back("PRIMARY KEY (" + quote(t->columns[t->pk].name) + ")");
+    std::string key;
+    for (std::size_t i : t->pks) key += (key.empty() ? "" : ", ") + quote(t->columns[i].name);
+    parts.push_back("PRIMARY KEY (" + key + ")");
     for (auto& c : constraints) parts.push_back(std::move(c));
     std::string sql = "CREATE TABLE IF NOT EXISTS " + quote(t->table) + " (";
     for (std::size_t i = 0; i < parts.size(); ++i) sql += (i == 0 ? "" : ", ") + parts[i];

@@ -37,6 +37,13 @@ struct Comment {
   std::optional<std::string> body{};  // client-side default "(empty)"
 };
 
+// A composite primary key (user_id, org_id); no relationships refer to it.
+struct Membership {
+  std::int64_t user_id{};
+  std::int32_t org_id{};
+  std::string role{};
+};
+
 // Names that are reserved words or hold a double quote.
 struct Odd {
   std::int32_t key{};
@@ -88,6 +95,17 @@ struct pooler::orm::mapping<pooler::test::orm_models::Comment> {
       column(&Comment::id, "id", BigInteger).primary_key(),
       column(&Comment::post_id, "post_id", BigInteger).foreign_key(&Post::id, "CASCADE"),
       column(&Comment::body, "body", Text).default_("(empty)"),
+  };
+};
+
+template <>
+struct pooler::orm::mapping<pooler::test::orm_models::Membership> {
+  using Membership = pooler::test::orm_models::Membership;
+  static constexpr std::string_view table = "memberships";
+  static inline const auto columns = std::tuple{
+      column(&Membership::user_id, "user_id", BigInteger).primary_key(),
+      column(&Membership::org_id, "org_id", Integer).primary_key(),
+      column(&Membership::role, "role", Text),
   };
 };
 

@@ -7,6 +7,22 @@
 
 #include "tests/unit/client/orm_models.h"
 
+// Refers to a table with a composite key (not supported as a relationship's target).
+struct Badge {
+  std::int64_t id{};
+  std::int64_t user_id{};
+  pooler::orm::One<pooler::test::orm_models::Membership> membership{};
+};
+template <>
+struct pooler::orm::mapping<Badge> {
+  static constexpr std::string_view table = "badges";
+  static inline const auto columns = std::tuple{
+      column(&Badge::id, "id", BigInteger).primary_key(),
+      column(&Badge::user_id, "user_id", BigInteger),
+  };
+  static inline const auto relationships = std::tuple{relationship(&Badge::membership, &Badge::user_id)};
+};
+
 namespace pooler::test {
 namespace {
 
@@ -195,6 +211,43 @@ TEST(OrmSql, LoaderOptions) {
                    R"("users_1"."is_active", "users_1"."nickname", "users_1"."created_at" FROM "posts" LEFT OUTER )"
                    R"(JOIN "users" AS "users_1" ON "users_1"."id" = "posts"."author_id")");
   EXPECT_EQ(select<User>().options(selectinload(&User::posts)).compile().sql, select<User>().compile().sql);
+}
+
+// joinedload of a collection with LIMIT/OFFSET: the limited query becomes a subquery with labelled columns
+// (ORDER BY terms too), the collection is joined outside it and the outer query keeps the inner order; without
+// LIMIT/OFFSET, or for a many-to-one, the query stays flat.
+TEST(OrmSql, JoinedCollectionUnderLimitIsJoinedOutsideASubquery) {
+  EXPECT_EQ(select<Post>().options(joinedload(&Post::author)).limit(2).compile().sql.find("anon_1"), std::string::npos);
+  auto j = select<User>()
+               .options(joinedload(&User::posts))
+               .where(col(&User::is_active) == true)
+               .order_by(col(&User::name).desc(), &User::id)
+               .limit(2)
+               .offset(4)
+               .compile();
+  EXPECT_EQ(j.sql,
+            R"(SELECT "anon_1"."c0", "anon_1"."c1", "anon_1"."c2", "anon_1"."c3", "anon_1"."c4", "anon_1"."c5", )"
+            R"("posts_1"."id", "posts_1"."title", "posts_1"."author_id", "posts_1"."score" FROM (SELECT )"
+            R"("users"."id" AS "c0", "users"."name" AS "c1", "users"."email" AS "c2", "users"."is_active" AS "c3", )"
+            R"("users"."nickname" AS "c4", "users"."created_at" AS "c5", "users"."name" AS "o0", "users"."id" AS "o1" )"
+            R"(FROM "users" WHERE "users"."is_active" = $1 ORDER BY "o0" DESC, "o1" LIMIT $2 OFFSET $3) AS "anon_1" )"
+            R"(LEFT OUTER JOIN "posts" AS "posts_1" ON "anon_1"."c0" = "posts_1"."author_id" ORDER BY )"
+            R"("anon_1"."o0" DESC, "anon_1"."o1")");
+  ASSERT_EQ(j.params.size(), 3u);
+  EXPECT_EQ(*j.params[1].data(), "2");
+  EXPECT_EQ(*j.params[2].data(), "4");
+  EXPECT_EQ(select<User>().options(joinedload(&User::posts)).order_by(&User::id).compile().sql.find("anon_1"),
+            std::string::npos);
+}
+
+// A composite primary key: one PRIMARY KEY constraint over both columns, and no sequence for either (as
+// SQLAlchemy, only a single integer key autoincrements); a relationship referring to it is refused when used.
+TEST(OrmSql, CompositePrimaryKeyDdl) {
+  EXPECT_EQ(metadata<orm_models::Membership>().create_statements(),
+            Strings{R"(CREATE TABLE IF NOT EXISTS "memberships" ("user_id" BIGINT NOT NULL, "org_id" INTEGER NOT )"
+                    R"(NULL, "role" TEXT NOT NULL, PRIMARY KEY ("user_id", "org_id")))"});
+  EXPECT_THROW((void)select<Badge>().options(joinedload(&Badge::membership)).compile(), ArgumentError);
+  EXPECT_THROW((void)select<Badge>().join(&Badge::membership), ArgumentError);
 }
 
 // Builders are values: refining a statement leaves the original as it was.

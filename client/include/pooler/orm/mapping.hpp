@@ -309,6 +309,18 @@ struct RawField {
 };
 RawField raw_field(const void* pg_result, int row, int column);
 
+// The columns of one entity in one libpq result, resolved once per result (not per field): where they start
+// and their type OIDs.
+struct ResultColumns {
+  const void* pg = nullptr;
+  int offset = 0;
+  std::vector<std::uint32_t> oids;  // per entity column
+};
+ResultColumns result_columns(const void* pg_result, int offset, std::size_t count);
+// Fields [columns.offset, columns.offset + n) of `row` into out[0…n): two libpq calls per field (PQgetisnull
+// only for empty values, since NULL reads as length 0).
+void read_fields(const ResultColumns& columns, int row, std::size_t n, RawField* out);
+
 // Loads relationship targets on first access; owned by the session, shared by the objects it loaded.
 class LazyLoader {
  public:
@@ -317,6 +329,9 @@ class LazyLoader {
   virtual std::vector<std::shared_ptr<void>> load(const void* parent) = 0;
 };
 [[noreturn]] void throw_detached(std::string_view what);
+// The primary key column of an entity a relationship refers to; ArgumentError for a composite key (not
+// supported as the referenced side of a relationship).
+std::size_t single_pk(const EntityInfo& e);
 
 struct ColumnInfo {
   std::string name;
@@ -349,11 +364,17 @@ struct EntityInfo {
   const std::type_info* type = nullptr;
   std::string table;
   std::vector<ColumnInfo> columns;
-  std::size_t pk = 0;  // index of the primary key column (single-column keys)
+  std::size_t pk = 0;            // index of the (first) primary key column
+  std::vector<std::size_t> pks;  // every primary key column, in column order (more than one: a composite key)
+  [[nodiscard]] bool composite_key() const { return pks.size() > 1; }
   std::vector<RelationshipInfo> relationships;
   std::shared_ptr<void> (*create)() = nullptr;
-  // Reads columns [offset, offset + columns.size()) of `row` into obj.
-  void (*load)(void* obj, const void* pg_result, int row, int offset) = nullptr;
+  // Storage for up to n objects of one result, allocated at once (an object of it lives as long as anyone
+  // holds any object of it), and a new default-constructed object in it (null once it is full).
+  std::shared_ptr<void> (*make_block)(std::size_t n) = nullptr;
+  void* (*block_emplace)(void* block) = nullptr;
+  // Reads columns [columns.offset, … + columns.size()) of `row` into obj.
+  void (*load)(void* obj, const ResultColumns& columns, int row) = nullptr;
   client::Value (*encode)(const void* obj, std::size_t column) = nullptr;
   // Whether the member differs from the value a result field holds (the snapshot taken at load/flush).
   bool (*differs)(const void* obj, std::size_t column, const RawField& field) = nullptr;
@@ -433,11 +454,18 @@ std::size_t relationship_index(R C::*member) {
 }
 
 template <class T>
-void load_object(void* obj, const void* pg, int row, int offset) {
+constexpr std::size_t column_count() {
+  return std::tuple_size_v<std::remove_cvref_t<decltype(mapping<T>::columns)>>;
+}
+
+template <class T>
+void load_object(void* obj, const ResultColumns& columns, int row) {
   T& o = *static_cast<T*>(obj);
+  RawField fields[column_count<T>()];
+  read_fields(columns, row, column_count<T>(), fields);
   for_each_column<T>([&](auto index, const auto& c) {
     using M = typename std::remove_cvref_t<decltype(c)>::value_type;
-    RawField f = raw_field(pg, row, offset + static_cast<int>(index()));
+    const RawField& f = fields[index()];
     if (f.null) {
       if constexpr (client::detail::is_optional_v<M>) {
         (o.*c.member).reset();
@@ -521,6 +549,33 @@ void column_clear(void* obj, std::size_t i) {
   });
 }
 
+// The objects one result creates, in one allocation instead of one per object: the session hands them out as
+// shared_ptrs aliasing the block's, so each stays valid while anyone holds it (and keeps the block alive).
+template <class T>
+class ObjectBlock {
+ public:
+  explicit ObjectBlock(std::size_t capacity)
+      : items_(std::allocator<T>().allocate(capacity)), capacity_(capacity) {}
+  ObjectBlock(const ObjectBlock&) = delete;
+  ObjectBlock& operator=(const ObjectBlock&) = delete;
+  ~ObjectBlock() {
+    std::destroy_n(items_, size_);
+    std::allocator<T>().deallocate(items_, capacity_);
+  }
+  // A value-initialised T (as make_shared<T>() gives), or null when the block is full.
+  T* emplace() {
+    if (size_ == capacity_) return nullptr;
+    T* p = std::construct_at(items_ + size_);
+    ++size_;
+    return p;
+  }
+
+ private:
+  T* items_;
+  std::size_t capacity_;
+  std::size_t size_ = 0;  // items_[0, size_) are constructed
+};
+
 template <class T, std::size_t I>
 struct RelationshipOps {
   static const auto& rel() { return std::get<I>(mapping<T>::relationships); }
@@ -582,17 +637,28 @@ EntityInfo make_entity_info() {
     ci.foreign = c.foreign;
     ci.ondelete = std::string(c.ondelete_action);
     if (c.is_primary_key) {
-      e.pk = index();
+      if (pks == 0) e.pk = index();
+      e.pks.push_back(index());
       ++pks;
     }
     e.columns.push_back(std::move(ci));
   });
-  if (pks != 1) {
-    throw client::ArgumentError("pooler::orm: mapping of table " + e.table +
-                                " needs exactly one primary key column (composite keys are not supported)");
+  if (pks == 0) throw client::ArgumentError("pooler::orm: mapping of table " + e.table + " has no primary key column");
+  if (pks > 1) {
+    // As SQLAlchemy: only a single integer key is left to a sequence by default.
+    for (std::size_t i : e.pks) {
+      if (e.columns[i].autoincrement) {
+        e.columns[i].autoincrement = false;
+        for_each_column<T>([&](auto index, const auto& c) {
+          if (index() == i) e.columns[i].ddl = ddl_type(c.type, false);
+        });
+      }
+    }
   }
   e.relationships = make_relationships<T>(std::make_index_sequence<relationship_count<T>()>{});
   e.create = [] { return std::static_pointer_cast<void>(std::make_shared<T>()); };
+  e.make_block = [](std::size_t n) { return std::static_pointer_cast<void>(std::make_shared<ObjectBlock<T>>(n)); };
+  e.block_emplace = [](void* block) -> void* { return static_cast<ObjectBlock<T>*>(block)->emplace(); };
   e.load = &load_object<T>;
   e.encode = &encode_column<T>;
   e.differs = &column_differs<T>;

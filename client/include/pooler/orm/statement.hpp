@@ -187,7 +187,7 @@ class Select {
     const auto& target = rel.target();
     const auto& child = rel.child();
     const auto& parent = rel.many ? owner : target;
-    return detail::binary_node("=", detail::column_node(parent, parent.pk),
+    return detail::binary_node("=", detail::column_node(parent, detail::single_pk(parent)),
                                detail::column_node(child, rel.fk_column()));
   }
   template <class O>

@@ -25,6 +25,8 @@ class UnitOfWork : public std::enable_shared_from_this<UnitOfWork> {
   struct Hooks {
     std::function<client::Result(const Compiled&)> execute;  // in the session's transaction (autobegun)
     std::function<void()> rollback_database;                 // roll the session's transaction back
+    // Roll back to the innermost savepoint begun through begin_nested; false if there is none.
+    std::function<bool()> rollback_savepoint;
   };
   // Rows of an ORM SELECT: the raw result, and per row × entity item the object (null for expression items
   // and outer-joined misses).
@@ -45,7 +47,8 @@ class UnitOfWork : public std::enable_shared_from_this<UnitOfWork> {
 
   void add(const EntityInfo& info, std::shared_ptr<void> obj);
   void delete_(const EntityInfo& info, const void* obj);
-  std::shared_ptr<void> get(const EntityInfo& info, const client::Value& pk);
+  // By primary key values (one per key column, in column order).
+  std::shared_ptr<void> get(const EntityInfo& info, const std::vector<client::Value>& pk);
   std::shared_ptr<void> merge(const EntityInfo& info, const void* obj);
   void refresh(const void* obj);
   void expire(const void* obj);
@@ -66,11 +69,20 @@ class UnitOfWork : public std::enable_shared_from_this<UnitOfWork> {
 
   void after_commit(bool expire);
   void after_rollback();
+  // Session::begin_nested flushed, then opened a SAVEPOINT (depth counts them from 1).
+  void savepoint_begun();
+  // RELEASE SAVEPOINT of the depth-th savepoint (inner ones with it).
+  void savepoint_released(std::size_t depth);
+  // ROLLBACK TO the depth-th savepoint: objects added since leave the session, changed ones are read again.
+  void savepoint_rolled_back(std::size_t depth);
 
   struct Entry;  // defined in unit_of_work.cc
   struct State;
 
  private:
+  Loaded run_select(const SelectCore& s);  // select() without autoflush
+  void undo_failed_flush();
+
   std::unique_ptr<State> state_;
 };
 
