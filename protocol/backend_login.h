@@ -35,6 +35,11 @@ class BackendLogin {
   BackendLogin(std::vector<std::pair<std::string, std::string>> startup, LoginCredentials credentials,
                std::size_t max_message_size = 1024 * 1024);
 
+  // For tests and fuzzing, before start(): a fixed SCRAM client nonce instead of 18 random bytes (so a run
+  // is reproducible), and a lower PBKDF2 iteration limit for password logins than kScramMaxIterations.
+  void set_scram_client_nonce(std::string nonce) { scram_nonce_ = std::move(nonce); }
+  void set_scram_max_iterations(int max_iterations) { scram_max_iterations_ = max_iterations; }
+
   // The StartupMessage (protocol 3.0). Call once, first.
   [[nodiscard]] std::string start();
 
@@ -43,7 +48,9 @@ class BackendLogin {
   // server (error() then has its SQLSTATE and message, e.g. 28P01 "password authentication failed for user
   // ...") or on a protocol problem of ours (08P01: unexpected message, malformed message, oversized message,
   // unsupported authentication request, AuthenticationOk before SCRAM finished; 28P01: the server's SCRAM
-  // signature did not verify; 28000: a cleartext/md5/SASL request the credentials cannot answer). After
+  // signature did not verify, or the server's SCRAM error; 28000: a cleartext/md5/SASL request the
+  // credentials cannot answer). A server that says AuthenticationOk in the middle of SCRAM has skipped
+  // proving it holds the secret: that is 08P01, the exchange broke off, not a wrong password. After
   // kDone or kFailed further calls change nothing and return the same status.
   [[nodiscard]] Status feed(std::string_view data, std::string& out);
 
@@ -60,6 +67,13 @@ class BackendLogin {
   Status fail(std::string sqlstate, std::string message);
   Status handle(char type, std::string_view body, std::string& out);
   Status handle_auth(std::string_view body, std::string& out);
+  Status handle_sasl(std::string_view mechanisms, std::string& out);
+  Status cannot_answer(std::string_view request);
+
+  // Where the authentication exchange stands until AuthenticationOk: the first request is awaited; a
+  // cleartext or md5 answer moves to kAwaitOk; SASL goes kSaslContinue → kSaslFinal → kAwaitOk. An
+  // authentication message that does not fit the step fails the login (08P01).
+  enum class AuthStep { kAwaitRequest, kAwaitOk, kSaslContinue, kSaslFinal };
 
   std::vector<std::pair<std::string, std::string>> startup_;
   std::string user_;
@@ -67,6 +81,9 @@ class BackendLogin {
   std::size_t max_message_size_;
   std::optional<ScramClient> scram_;
   bool authenticated_ = false;  // AuthenticationOk seen
+  AuthStep step_ = AuthStep::kAwaitRequest;
+  std::string scram_nonce_;  // empty: random
+  int scram_max_iterations_ = kScramMaxIterations;
   bool started_ = false;
   Status status_ = Status::kInProgress;
   Error error_;

@@ -27,6 +27,12 @@ struct ScramKeys {
 // SaltedPassword = PBKDF2-HMAC-SHA-256(password, salt, iterations) (raw salt bytes).
 ScramKeys scram_keys_from_password(std::string_view password, std::string_view raw_salt, int iterations);
 
+// The most PBKDF2 iterations a server may ask a password login to compute. PostgreSQL allows up to INT_MAX,
+// but the derivation runs on the caller's thread (the daemon's event loop), and a hostile or misconfigured
+// server asking for two billion would stall it for an hour. A million is ~0.5 s and far above real settings
+// (PostgreSQL's default is 4096). Logins with ScramKeys derive nothing and are not limited.
+inline constexpr int kScramMaxIterations = 1'000'000;
+
 // One exchange; make a new one per login. Channel binding is not used ("n,," header, SCRAM-SHA-256 only).
 class ScramClient {
  public:
@@ -38,11 +44,16 @@ class ScramClient {
   ScramClient(ScramKeys keys, std::string client_nonce);
   ScramClient(std::string password, std::string client_nonce);
 
-  // "n,,n=,r=<nonce>" (PostgreSQL ignores the user name in SCRAM: it takes the startup packet's).
+  // Lowers kScramMaxIterations for this exchange (fuzzing keeps hostile inputs cheap with it).
+  void set_max_iterations(int max_iterations) { max_iterations_ = max_iterations; }
+
+  // "n,,n=,r=<nonce>" (PostgreSQL ignores the user name in SCRAM: it takes the startup packet's). Called
+  // out of turn (a second time), it ends the exchange and returns an empty string.
   [[nodiscard]] std::string client_first();
 
   // server-first-message → client-final-message. 08P01 when malformed, out of turn, when the server's nonce
-  // does not extend ours, or when the iteration count is not a positive int.
+  // does not extend ours, or when the iteration count is not a positive int (or, with a password, exceeds
+  // the maximum, see set_max_iterations).
   [[nodiscard]] std::expected<std::string, Error> handle_server_first(std::string_view server_first);
 
   // Checks "v=<base64 ServerSignature>". 28P01 "server signature mismatch" (the server does not hold the
@@ -53,13 +64,18 @@ class ScramClient {
   [[nodiscard]] bool done() const { return state_ == State::kDone; }
 
  private:
+  // kStart → kExpectServerFirst → kExpectServerFinal → kDone, one step per call; any error moves to kFailed
+  // for good, so nothing is answered after the server (or we) found the exchange wrong.
   enum class State { kStart, kExpectServerFirst, kExpectServerFinal, kDone, kFailed };
+
+  std::unexpected<Error> fail(std::string sqlstate, std::string message);
 
   std::optional<ScramKeys> keys_;
   std::string password_;
   std::string client_nonce_;
   std::string client_first_bare_;
-  std::string auth_message_;
+  std::string auth_message_;  // complete once the server-first-message arrived; both signatures cover it
+  int max_iterations_ = kScramMaxIterations;
   State state_ = State::kStart;
 };
 
