@@ -70,12 +70,27 @@ std::unexpected<Error> ScramClient::fail(std::string sqlstate, std::string messa
   return std::unexpected(Error{std::move(sqlstate), std::move(message)});
 }
 
+void ScramClient::set_user_name(std::string_view user) {
+  assert(state_ == State::kStart);
+  // saslname: ',' and '=' would end or garble the attribute.
+  user_name_.clear();
+  for (char c : user) {
+    if (c == ',') {
+      user_name_ += "=2C";
+    } else if (c == '=') {
+      user_name_ += "=3D";
+    } else {
+      user_name_.push_back(c);
+    }
+  }
+}
+
 std::string ScramClient::client_first() {
   if (state_ != State::kStart) {
     (void)fail("08P01", "SCRAM client-first-message requested twice");
     return {};
   }
-  client_first_bare_ = "n=,r=" + client_nonce_;
+  client_first_bare_ = fmt::format("n={},r={}", user_name_, client_nonce_);
   state_ = State::kExpectServerFirst;
   return "n,," + client_first_bare_;
 }

@@ -44,6 +44,11 @@ class ScramClient {
   ScramClient(ScramKeys keys, std::string client_nonce);
   ScramClient(std::string password, std::string client_nonce);
 
+  // The user name in client-first ("n=<name>", ',' and '=' escaped as RFC 5802 says), before client_first().
+  // PostgreSQL ignores it and libpq sends it empty, which is the default; RFC 7677's vector needs "user",
+  // because the name is part of AuthMessage and so of the proof.
+  void set_user_name(std::string_view user);
+
   // Lowers kScramMaxIterations for this exchange (fuzzing keeps hostile inputs cheap with it).
   void set_max_iterations(int max_iterations) { max_iterations_ = max_iterations; }
 
@@ -73,6 +78,7 @@ class ScramClient {
   std::optional<ScramKeys> keys_;
   std::string password_;
   std::string client_nonce_;
+  std::string user_name_;  // escaped
   std::string client_first_bare_;
   std::string auth_message_;  // complete once the server-first-message arrived; both signatures cover it
   int max_iterations_ = kScramMaxIterations;
