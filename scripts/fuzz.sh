@@ -5,13 +5,14 @@
 #
 #   scripts/fuzz.sh [seconds-per-target] [target...]      e.g. scripts/fuzz.sh 1800 config scram
 #
-# Targets: startup frontend backend error_response scram config sql_command (default: all). FUZZ_JOBS=N runs
-# N targets at once (default 1; each takes one core); FUZZ_BUILD_DIR picks another tree than build/fuzz (say, to keep long
-# runs going while you rebuild). Reproduce a finding with build/fuzz/tests/fuzz/<target>_fuzz <file>.
+# Targets: startup frontend backend error_response scram config sql_command backend_login (default: all).
+# FUZZ_JOBS=N runs N targets at once (default 1; each takes one core); FUZZ_BUILD_DIR picks another tree than
+# build/fuzz (say, to keep long runs going while you rebuild). Reproduce a finding with
+# build/fuzz/tests/fuzz/<target>_fuzz <file>.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-all_targets=(startup frontend backend error_response scram config sql_command)
+all_targets=(startup frontend backend error_response scram config sql_command backend_login)
 seconds=${1:-60}
 shift || true
 targets=("$@")
@@ -35,13 +36,14 @@ if ! command -v clang++ > /dev/null; then
 fi
 
 # The longest input worth trying per target: a whole startup packet (kMaxStartupPacket is 10 KiB) plus a
-# following one; a few dozen messages; the largest shipped config with room to grow.
+# following one; a few dozen messages; the largest shipped config with room to grow; a whole login exchange.
 max_len() {
   case $1 in
     startup) echo 12288 ;;
     frontend | backend) echo 4096 ;;
     error_response | scram | sql_command) echo 1024 ;;
     config) echo 8192 ;;
+    backend_login) echo 2048 ;;
   esac
 }
 

@@ -273,6 +273,52 @@ def corpus():
         "secret_truncated": b"\3" + b"SCRAM-SHA-256$4096:BkmQ6OGVlSeOPW8qdyX5UQ==$QdlpWYFtfWL2K",
     }
 
+    # backend_login: mode 0 hostile server (knobs: credential kind, max_message_size; seed; the server's bytes),
+    # mode 1 honest ScramServer (knobs: iterations, flip, keys, which key; bit position; seed; salt\0password).
+    login_salt = b"fuzz-salt-16byte"
+    salted = hashlib.pbkdf2_hmac("sha256", b"fuzz-password-Zq9", login_salt, 16)
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+    login_server_first = "r=fuzznonceSRV,s=" + base64.b64encode(login_salt).decode() + ",i=16"
+    login_auth = ",".join(["n=,r=fuzznonce", login_server_first, "c=biws,r=fuzznonceSRV"]).encode()
+    login_verifier = "v=" + base64.b64encode(hmac.new(server_key, login_auth, "sha256").digest()).decode()
+    sasl = auth(10, cstr("SCRAM-SHA-256-PLUS") + cstr("SCRAM-SHA-256") + b"\0")
+    scram_ok = sasl + auth(11, login_server_first.encode()) + auth(12, login_verifier.encode()) + LOGIN
+    md5_request = auth(5, bytes([1, 2, 254, 255]))
+
+    def hostile(knobs, seed, stream):
+        return b"\0" + stream_input(knobs, seed, stream)
+
+    def honest(knobs, position, seed, salt, password):
+        return b"\1" + bytes([knobs, position]) + struct.pack("!Q", seed) + salt + b"\0" + password
+
+    files["backend_login"] = {
+        "hostile_trust": hostile(0, 41, LOGIN),
+        "hostile_cleartext": hostile(1, 42, auth(3) + LOGIN),
+        "hostile_md5_password": hostile(1, 43, md5_request + LOGIN),
+        "hostile_md5_secret": hostile(2, 44, md5_request + LOGIN),
+        "hostile_scram_keys": hostile(3, 45, scram_ok),
+        "hostile_scram_password": hostile(1, 46, scram_ok),
+        "hostile_scram_bad_signature": hostile(3, 47, sasl + auth(11, login_server_first.encode())
+                                               + auth(12, b"v=" + base64.b64encode(bytes(32))) + LOGIN),
+        "hostile_scram_server_error": hostile(3, 48, sasl + auth(11, login_server_first.encode())
+                                              + auth(12, b"e=invalid-proof")),
+        "hostile_scram_ok_early": hostile(3, 49, sasl + auth(11, login_server_first.encode()) + LOGIN),
+        "hostile_error": hostile(1, 50, msg("E", error_fields([("S", "FATAL"), ("V", "FATAL"), ("C", "28P01"),
+                                                               ("M", 'password authentication failed for user "x"')]))),
+        "hostile_cannot_answer": hostile(0, 51, md5_request + LOGIN),
+        "hostile_unsupported": hostile(1, 52, auth(7)),
+        "hostile_negotiate": hostile(0, 53, msg("v", i32(0) + i32(1) + cstr("_pq_.x")) + msg("N", error_fields(NOTICE))
+                                     + LOGIN),
+        "hostile_leftover": hostile(0, 54, LOGIN + SELECT_RESULT[:20]),
+        "hostile_oversized": hostile(0x08, 55, auth(0) + param_status("server_version", "16.2 (long enough)")),
+        "hostile_bad_length": hostile(0, 56, b"R" + i32(2)),
+        "honest_keys": honest(0x24, 3, 61, b"salt", b"pencil"),
+        "honest_password": honest(0x04, 9, 62, b"0123456789abcdef", b"correct horse"),
+        "honest_flip_client_key": honest(0x30, 77, 63, b"salt", b"pencil"),
+        "honest_flip_server_key": honest(0x70, 200, 64, b"salt", b"pencil"),
+        "honest_flip_password": honest(0x11, 130, 65, b"s", b"pw"),
+    }
+
     # config: the shipped example and small configs in the shape the tests use.
     with open(os.path.join(ROOT, "pooler.toml.example"), "rb") as f:
         example = f.read()
