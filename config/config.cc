@@ -28,6 +28,12 @@ const User* Config::find_user(std::string_view name) const {
   return it == users.end() ? nullptr : &it->second;
 }
 
+AuthQuery Config::auth_query_for(const Database& db) const {
+  return AuthQuery{.user = db.auth_user.value_or(pooler.auth_user),
+                   .query = db.auth_query.value_or(pooler.auth_query),
+                   .dbname = db.auth_dbname.value_or(pooler.auth_dbname)};
+}
+
 std::expected<Config, std::vector<ConfigError>> load_file(const std::string& path) {
   const auto fail = [&path](std::string_view what) {
     return std::unexpected(std::vector<ConfigError>{

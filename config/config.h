@@ -18,6 +18,8 @@
 
 namespace pooler::config {
 
+inline constexpr std::string_view kDefaultAuthQuery = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1";
+
 // Durations are seconds in TOML, fractions allowed, so they are kept as double seconds.
 using Seconds = std::chrono::duration<double>;
 
@@ -75,6 +77,10 @@ struct Database {
   std::string sslkey;
   std::string sslcrl;
   std::string application_name;              // server-side application_name fallback, "" = none
+  // auth_query for this database (absent: [pooler]'s): users not in [users] are looked up on the server.
+  std::optional<std::string> auth_user;      // "" turns it off for this database
+  std::optional<std::string> auth_query;
+  std::optional<std::string> auth_dbname;
 
   // A session-mode client may have changed any session state, so DISCARD ALL; in transaction mode the
   // session state is shared by design and only an open transaction must not leak, so ROLLBACK.
@@ -163,8 +169,23 @@ struct Pooler {
   Tls tls;
   // Checked first match wins; empty = no rules, auth_type applies to everyone.
   std::vector<HbaRule> hba;
+  // auth_query: a user missing from [users] is looked up on the server by auth_user (a [users] entry with a
+  // plain password) running auth_query with the name as $1, in the pooler database auth_dbname ("" = the
+  // one the client asked for). The row's second column is the stored secret to authenticate against.
+  std::string auth_user;                     // "" = off
+  std::string auth_query = std::string(kDefaultAuthQuery);
+  std::string auth_dbname;
 
   friend bool operator==(const Pooler&, const Pooler&) = default;
+};
+
+// The auth_query settings that apply to one database: its own where set, else [pooler]'s.
+struct AuthQuery {
+  std::string user;     // "" = users not in [users] do not exist
+  std::string query;
+  std::string dbname;   // a [databases] name
+
+  friend bool operator==(const AuthQuery&, const AuthQuery&) = default;
 };
 
 struct Config {
@@ -176,6 +197,8 @@ struct Config {
   // nullptr when there is no such entry.
   [[nodiscard]] const Database* find_database(std::string_view name) const;
   [[nodiscard]] const User* find_user(std::string_view name) const;
+  // For clients of `db` (a database name of ours) whose user is not in [users].
+  [[nodiscard]] AuthQuery auth_query_for(const Database& db) const;
 
   friend bool operator==(const Config&, const Config&) = default;
 };

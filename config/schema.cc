@@ -33,6 +33,38 @@ struct AdminUserRef {
   std::string key;
 };
 
+// Names that must be checked against [users] / [databases] once every table has been read.
+struct NameRefs {
+  std::vector<AdminUserRef> admins;
+  std::vector<AdminUserRef> auth_users;
+  std::vector<AdminUserRef> auth_dbnames;
+};
+
+// auth_user / auth_query / auth_dbname, in [pooler] (required values) or a database (optional overrides).
+void read_auth_query(TableReader& r, std::string& user, std::string& query, std::string& dbname, NameRefs& refs) {
+  if (r.string("auth_user", user, true) && !user.empty()) {
+    refs.auth_users.push_back({user, r.position_of("auth_user"), r.key_path("auth_user")});
+  }
+  if (r.string("auth_query", query, false) && query.find("$1") == std::string::npos) {
+    r.error("auth_query", "must use $1 for the user name, e.g. \"SELECT usename, passwd FROM pg_shadow WHERE "
+                          "usename = $1\"");
+  }
+  if (r.string("auth_dbname", dbname, true) && !dbname.empty()) {
+    refs.auth_dbnames.push_back({dbname, r.position_of("auth_dbname"), r.key_path("auth_dbname")});
+  }
+}
+
+void read_auth_query(TableReader& r, Database& db, NameRefs& refs) {
+  std::string user, query, dbname;
+  const bool has_user = r.take("auth_user") != nullptr;
+  const bool has_query = r.take("auth_query") != nullptr;
+  const bool has_dbname = r.take("auth_dbname") != nullptr;
+  read_auth_query(r, user, query, dbname, refs);
+  if (has_user) db.auth_user = user;
+  if (has_query) db.auth_query = query;
+  if (has_dbname) db.auth_dbname = dbname;
+}
+
 // A table's own position; implicit tables (made by dotted keys) have none, so use the key that made them.
 SourcePos table_pos(const toml::table& table, const toml::key& key) {
   const SourcePos pos = to_pos(table.source());
@@ -147,7 +179,7 @@ HbaRule read_hba_rule(TableReader& r, const Tls& tls) {
   return rule;
 }
 
-std::vector<AdminUserRef> read_pooler(TableReader& r, Pooler& p) {
+void read_pooler(TableReader& r, Pooler& p, NameRefs& refs) {
   r.string("listen_addr", p.listen_addr, false);
   r.integer("listen_port", p.listen_port, 0, 65535);
   r.boolean("so_reuseport", p.so_reuseport);
@@ -161,7 +193,7 @@ std::vector<AdminUserRef> read_pooler(TableReader& r, Pooler& p) {
   }
   r.choice("auth_type", p.auth_type);
 
-  std::vector<AdminUserRef> admins;
+  std::vector<AdminUserRef>& admins = refs.admins;
   if (const toml::array* list = r.array("admin_users")) {
     for (std::size_t i = 0; i < list->size(); ++i) {
       const toml::node& item = *list->get(i);
@@ -208,8 +240,8 @@ std::vector<AdminUserRef> read_pooler(TableReader& r, Pooler& p) {
       p.hba.push_back(read_hba_rule(reader, p.tls));
     }
   }
+  read_auth_query(r, p.auth_user, p.auth_query, p.auth_dbname, refs);
   r.report_unknown_keys();
-  return admins;
 }
 
 void read_hosts(TableReader& r, Database& db) {
@@ -256,7 +288,7 @@ void read_hosts(TableReader& r, Database& db) {
   db.hosts.push_back(HostPort{.host = std::move(name), .port = port});
 }
 
-Database read_database(TableReader& r, std::string_view name) {
+Database read_database(TableReader& r, std::string_view name, NameRefs& refs) {
   Database db;
   db.name = std::string(name);
   if (name.empty()) r.errors().add(r.position(), r.path(), "a database name must not be empty");
@@ -306,6 +338,7 @@ Database read_database(TableReader& r, std::string_view name) {
   if (db.sslcert.empty() != db.sslkey.empty()) {
     r.error(db.sslcert.empty() ? "sslkey" : "sslcert", "sslcert and sslkey go together: give both or neither");
   }
+  read_auth_query(r, db, refs);
   r.report_unknown_keys();
   return db;
 }
@@ -355,22 +388,39 @@ Config read_config(const toml::table& root, ErrorList& errors) {
   Config config;
   TableReader top(root, "", to_pos(root.source()), errors);
 
-  std::vector<AdminUserRef> admins;
+  NameRefs refs;
   if (const toml::table* pooler = top.table("pooler")) {
     TableReader reader(*pooler, "pooler", top.position_of("pooler"), errors);
-    admins = read_pooler(reader, config.pooler);
+    read_pooler(reader, config.pooler, refs);
   }
   read_section(top, "databases", config.databases,
-               [](TableReader& r, std::string_view name) { return read_database(r, name); });
+               [&refs](TableReader& r, std::string_view name) { return read_database(r, name, refs); });
   const AuthType auth_type = config.pooler.auth_type;
   read_section(top, "users", config.users,
                [auth_type](TableReader& r, std::string_view name) { return read_user(r, name, auth_type); });
   top.report_unknown_keys();
 
-  for (const auto& admin : admins) {
+  for (const auto& admin : refs.admins) {
     if (!config.users.contains(admin.name)) {
       errors.add(admin.pos, admin.key,
                  fmt::format("admin user \"{}\" has no [users.{}] table", admin.name, path_part(admin.name)));
+    }
+  }
+  for (const auto& ref : refs.auth_users) {
+    const User* user = config.find_user(ref.name);
+    if (user == nullptr) {
+      errors.add(ref.pos, ref.key,
+                 fmt::format("auth user \"{}\" has no [users.{}] table", ref.name, path_part(ref.name)));
+    } else if (classify_password(user->password) != PasswordKind::kPlain) {
+      errors.add(ref.pos, ref.key,
+                 fmt::format("auth user \"{}\" needs a plain password in [users.{}]: the pooler logs in as it to run "
+                             "auth_query",
+                             ref.name, path_part(ref.name)));
+    }
+  }
+  for (const auto& ref : refs.auth_dbnames) {
+    if (ref.name == kAdminDatabase || !config.databases.contains(ref.name)) {
+      errors.add(ref.pos, ref.key, fmt::format("auth_dbname \"{}\" is not a [databases] entry", ref.name));
     }
   }
   return config;

@@ -1,6 +1,8 @@
 // ClientConn: the client's side of the relay — startup, auth, login, and the message stream to the server.
 #include "daemon/client_conn.h"
 
+#include <openssl/rand.h>
+
 #include <spdlog/spdlog.h>
 
 #include <arpa/inet.h>
@@ -333,6 +335,7 @@ void ClientConn::close() {
   if (state_ == State::kClosed) return;
   State was = state_;
   state_ = State::kClosed;
+  if (lookup_ticket_) daemon_.cancel_lookup(*std::exchange(lookup_ticket_, std::nullopt));
   stop_idle_tx_timer();
   if (pool_ != nullptr && (was == State::kLoginWait || was == State::kWaitServer)) pool_->cancel_request(this);
   if (server_ != nullptr) {
@@ -404,6 +407,10 @@ void ClientConn::on_readable() {
         break;
       case State::kAuth:
         handle_auth_bytes(data);
+        break;
+      case State::kAuthLookup:
+        // Reading is off while auth_query runs; anything already read waits for the challenge.
+        in_.append(data);
         break;
       case State::kLinked:
         relay_to_server(data);
@@ -620,6 +627,7 @@ void ClientConn::check_cert_login() {
     fatal("28000", fmt::format("certificate authentication failed for user \"{}\"", user_));
     return;
   }
+  note_credentials();
   auth_ok();
 }
 
@@ -627,21 +635,89 @@ void ClientConn::begin_auth() {
   const std::optional<config::HbaMethod> method = access_method();
   if (!method) return;
   auth_ = daemon_.find_user(user_);
-  if (auth_ == nullptr) {
-    fatal("28000", fmt::format("role \"{}\" does not exist", user_));
+  if (auth_ != nullptr) {
+    challenge(*method);
     return;
   }
+  // Not in [users]: auth_query may know the user on the server (never for the admin console).
+  const config::Database* db = database_ == "pooler" ? nullptr : daemon_.config().find_database(database_);
+  if (db != nullptr) {
+    state_ = State::kAuthLookup;
+    sock_.set_reading(false);
+    // close() cancels the lookup, so the callback never sees a closed (or freed) client.
+    const config::HbaMethod m = *method;
+    auto ticket = daemon_.lookup_user(*db, user_, [this, m](const LookupResult& r) { on_lookup(m, r); });
+    if (ticket) {
+      if (state_ == State::kAuthLookup) lookup_ticket_ = *ticket;
+      return;
+    }
+    state_ = State::kStartup;
+  }
+  fatal("28000", fmt::format("role \"{}\" does not exist", user_));
+}
+
+void ClientConn::on_lookup(config::HbaMethod method, const LookupResult& result) {
+  lookup_ticket_.reset();
+  if (state_ != State::kAuthLookup) return;
+  sock_.set_reading(true);
+  switch (result.kind) {
+    case LookupResult::Kind::kFailed:
+      spdlog::error("event=auth_query_failed client={} user={} database={} error={}", id_, log_value(user_),
+                    database_, log_value(result.error));
+      fatal("08006", fmt::format("could not look up user \"{}\" on the server (auth_query): {}", user_,
+                                 result.error));
+      return;
+    case LookupResult::Kind::kNotFound: {
+      // Go through a whole exchange against a secret nobody knows, as PgBouncer does: from outside, an
+      // unknown user looks exactly like a wrong password, so user names cannot be probed.
+      // Under md5 the mock is an md5 secret, as PostgreSQL picks by password_encryption.
+      mock_auth_ = true;
+      std::string random(32, '\0');
+      RAND_bytes(reinterpret_cast<unsigned char*>(random.data()), static_cast<int>(random.size()));
+      looked_up_ = std::make_unique<UserAuth>(make_user_auth(
+          user_, method == config::HbaMethod::kMd5
+                     ? protocol::md5_secret(random, user_)
+                     : protocol::format_scram_secret(protocol::make_scram_secret(random, random.substr(0, 16)))));
+      break;
+    }
+    case LookupResult::Kind::kFound: {
+      looked_up_ = std::make_unique<UserAuth>(make_user_auth(user_, result.secret));
+      break;
+    }
+  }
+  auth_ = looked_up_.get();
+  spdlog::debug("event=auth_query_user client={} user={} found={}", id_, log_value(user_), !mock_auth_);
+  challenge(mock_auth_ && (method == config::HbaMethod::kTrust || method == config::HbaMethod::kCert)
+                ? config::HbaMethod::kScramSha256
+                : method);
+}
+
+void ClientConn::note_credentials() {
+  if (auth_ == nullptr || mock_auth_) return;
+  // A plain password in [users] logs in through libpq as before.
+  if (looked_up_ == nullptr && auth_->kind == UserAuth::Kind::kPlain) return;
+  if (scram_ != nullptr && scram_->authenticated() && auth_->scram) {
+    proven_ = protocol::ScramKeys{scram_->client_key(), auth_->scram->server_key};
+  } else if (auth_->kind == UserAuth::Kind::kMd5Secret) {
+    proven_ = protocol::Md5Secret{auth_->password};
+  } else if (auth_->kind == UserAuth::Kind::kPlain) {
+    proven_ = protocol::PlainPassword{auth_->password};
+  }
+}
+
+void ClientConn::challenge(config::HbaMethod method) {
   state_ = State::kAuth;
-  if (*method == config::HbaMethod::kCert) {
+  if (method == config::HbaMethod::kCert) {
     check_cert_login();
     return;
   }
-  const config::AuthType auth_type = *method == config::HbaMethod::kTrust ? config::AuthType::kTrust
-                                     : *method == config::HbaMethod::kMd5 ? config::AuthType::kMd5
-                                                                          : config::AuthType::kScramSha256;
+  const config::AuthType auth_type = method == config::HbaMethod::kTrust ? config::AuthType::kTrust
+                                     : method == config::HbaMethod::kMd5 ? config::AuthType::kMd5
+                                                                         : config::AuthType::kScramSha256;
   std::string out;
   switch (auth_type) {
     case config::AuthType::kTrust:
+      note_credentials();
       auth_ok();
       return;
     case config::AuthType::kMd5:
@@ -697,10 +773,11 @@ void ClientConn::handle_auth_message(char type, std::string_view body) {
         fatal(pw.error().sqlstate, pw.error().message);
         return;
       }
-      if (!protocol::md5_verify(auth_->password, user_, md5_salt_, *pw)) {
+      if (mock_auth_ || !protocol::md5_verify(auth_->password, user_, md5_salt_, *pw)) {
         auth_failed();
         return;
       }
+      note_credentials();
       auth_ok();
       return;
     }
@@ -739,8 +816,8 @@ void ClientConn::handle_auth_message(char type, std::string_view body) {
         return;
       }
       auto final_msg = scram_->handle_client_final(*resp);
-      if (!final_msg) {
-        if (final_msg.error().sqlstate == "28P01") {
+      if (!final_msg || mock_auth_) {
+        if (mock_auth_ || final_msg.error().sqlstate == "28P01") {
           auth_failed();
         } else {
           fatal(final_msg.error().sqlstate, final_msg.error().message);
@@ -751,6 +828,7 @@ void ClientConn::handle_auth_message(char type, std::string_view body) {
       protocol::write_authentication_sasl_final(out, *final_msg);
       send_and_flush(out);
       if (state_ == State::kClosed) return;
+      note_credentials();
       auth_ok();
       return;
     }
@@ -778,7 +856,11 @@ void ClientConn::auth_ok() {
           "It was disabled with DISABLE on the pooler's admin console; ENABLE allows connections again.");
     return;
   }
-  pool_ = &daemon_.pool_for(*db, user_);
+  // Credentials proven just now serve the pool's own logins, unless the database logs in as a fixed user.
+  std::optional<protocol::LoginCredentials> own_login;
+  if (proven_ && !db->user) own_login = std::move(proven_);
+  proven_.reset();
+  pool_ = &daemon_.pool_for(*db, user_, std::move(own_login));
   interpret_ = pool_->mode() == config::PoolMode::kTransaction;
   prepared_ = interpret_ && pool_->database().max_prepared_statements > 0;
   std::string msgs;

@@ -17,6 +17,7 @@
 #include "daemon/prepared.h"
 #include "daemon/socket.h"
 #include "daemon/uv_handle.h"
+#include "protocol/backend_login.h"
 #include "protocol/scram.h"
 #include "protocol/stream_scanner.h"
 #include "protocol/writer.h"
@@ -27,11 +28,13 @@ class Daemon;
 class PoolRuntime;
 class ServerConn;
 struct UserAuth;
+struct LookupResult;
 
 class ClientConn final : public SocketOwner {
  public:
   enum class State {
     kStartup,       // reading SSLRequest/GSSENCRequest/CancelRequest/StartupMessage
+    kAuthLookup,    // user not in [users]: waiting for auth_query's answer (not reading)
     kAuth,          // challenge sent, waiting for the password / SASL messages
     kLoginWait,     // authenticated; waiting for the pool to hand out a server connection
     kLoginSync,     // server connection assigned; applying the client's startup parameters to it
@@ -111,6 +114,12 @@ class ClientConn final : public SocketOwner {
   void admin_login();
   void handle_admin_bytes(std::string_view data);
   void begin_auth();
+  // Sends the challenge `method` calls for (or finishes a trust/cert login) for the user in auth_.
+  void challenge(config::HbaMethod method);
+  void on_lookup(config::HbaMethod method, const LookupResult& result);
+  // After a successful password exchange: what the pooler itself can log in to the server with, for users
+  // without a plain password in [users] (their SCRAM keys as just proven, or their md5 secret).
+  void note_credentials();
   // TLS towards the client: after our 'S' to an SSLRequest, or at once for a direct TLS ClientHello.
   void start_tls(bool direct);
   void continue_tls_handshake();
@@ -171,6 +180,10 @@ class ClientConn final : public SocketOwner {
   AuthStep auth_step_ = AuthStep::kNone;
   std::array<std::uint8_t, 4> md5_salt_{};
   std::unique_ptr<protocol::ScramServer> scram_;
+  std::unique_ptr<UserAuth> looked_up_;  // the user as auth_query found it (auth_ then points here)
+  bool mock_auth_ = false;               // auth_query did not find the user: the exchange can only fail
+  std::optional<std::uint64_t> lookup_ticket_;
+  std::optional<protocol::LoginCredentials> proven_;  // see note_credentials
   PoolRuntime* pool_ = nullptr;
   ServerConn* server_ = nullptr;
   protocol::StreamScanner scanner_;  // client → server stream

@@ -66,6 +66,7 @@ struct Daemon::Listener {
 Daemon::Daemon(config::Config cfg) : config_(std::move(cfg)) {
   uv_loop_init(&loop_);
   prepare_users();
+  auth_lookup_ = std::make_unique<AuthLookup>(*this);
 }
 
 Daemon::~Daemon() {
@@ -76,6 +77,7 @@ Daemon::~Daemon() {
   for (auto& [id, c] : clients_) all.push_back(c.get());
   for (ClientConn* c : all) c->close();
   pools_.clear();
+  auth_lookup_.reset();
   free_retired();
   check_.reset();
   janitor_.reset();
@@ -87,26 +89,28 @@ Daemon::~Daemon() {
   if (uv_loop_close(&loop_) != 0) spdlog::warn("event=loop_close_busy");
 }
 
+UserAuth make_user_auth(const std::string& name, const std::string& password) {
+  UserAuth a;
+  a.name = name;
+  a.password = password;
+  if (protocol::is_scram_secret(password)) {
+    a.kind = UserAuth::Kind::kScramSecret;
+    if (auto s = protocol::parse_scram_secret(password)) a.scram = *s;
+  } else if (protocol::is_md5_secret(password)) {
+    a.kind = UserAuth::Kind::kMd5Secret;
+  } else {
+    a.kind = UserAuth::Kind::kPlain;
+    // A fresh random salt each time, as PostgreSQL makes one per password change.
+    std::string salt(16, '\0');
+    RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), static_cast<int>(salt.size()));
+    a.scram = protocol::make_scram_secret(password, salt);
+  }
+  return a;
+}
+
 void Daemon::prepare_users() {
   users_.clear();
-  for (const auto& [name, u] : config_.users) {
-    UserAuth a;
-    a.name = name;
-    a.password = u.password;
-    if (protocol::is_scram_secret(u.password)) {
-      a.kind = UserAuth::Kind::kScramSecret;
-      if (auto s = protocol::parse_scram_secret(u.password)) a.scram = *s;
-    } else if (protocol::is_md5_secret(u.password)) {
-      a.kind = UserAuth::Kind::kMd5Secret;
-    } else {
-      a.kind = UserAuth::Kind::kPlain;
-      // A fresh random salt per process start, as PostgreSQL makes one per password change.
-      std::string salt(16, '\0');
-      RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), static_cast<int>(salt.size()));
-      a.scram = protocol::make_scram_secret(u.password, salt);
-    }
-    users_.emplace(name, std::move(a));
-  }
+  for (const auto& [name, u] : config_.users) users_.emplace(name, make_user_auth(name, u.password));
 }
 
 const UserAuth* Daemon::find_user(std::string_view name) const {
@@ -160,17 +164,32 @@ pool::HostSet* Daemon::host_set(const config::Database& db) {
   return hosts.get();
 }
 
-PoolRuntime& Daemon::pool_for(const config::Database& db, const std::string& user) {
+std::optional<std::uint64_t> Daemon::lookup_user(const config::Database& db, const std::string& user,
+                                                 LookupDone done) {
+  const config::AuthQuery aq = config_.auth_query_for(db);
+  if (aq.user.empty()) return std::nullopt;
+  const config::Database* auth_db = aq.dbname.empty() ? &db : config_.find_database(aq.dbname);
+  if (auth_db == nullptr) return std::nullopt;  // the config check makes this impossible
+  return auth_lookup_->lookup(*auth_db, server_params(*auth_db, aq.user), aq.query, user, std::move(done));
+}
+
+void Daemon::cancel_lookup(std::uint64_t ticket) { auth_lookup_->cancel(ticket); }
+
+PoolRuntime& Daemon::pool_for(const config::Database& db, const std::string& user,
+                              std::optional<protocol::LoginCredentials> own_login) {
   auto key = std::make_pair(db.name, user);
   auto it = pools_.find(key);
+  if (it != pools_.end() && !it->second->retired() && own_login) it->second->set_own_login(std::move(*own_login));
   if (it != pools_.end()) {
     if (!it->second->retired()) return *it->second;
     // Removed by an earlier reload and added back: a fresh pool; the old one lives on for its clients.
     retired_pools_.push_back(std::move(it->second));
     pools_.erase(it);
   }
-  auto pool = std::make_unique<PoolRuntime>(*this, db, user, server_params(db, user),
-                                            config_.pooler.health_check_period, host_set(db));
+  ServerConnParams params = server_params(db, user);
+  params.own_login = std::move(own_login);
+  auto pool = std::make_unique<PoolRuntime>(*this, db, user, std::move(params), config_.pooler.health_check_period,
+                                            host_set(db));
   PoolRuntime* raw = pool.get();
   if (paused_all_) raw->pause();
   pools_.emplace(key, std::move(pool));
@@ -228,6 +247,8 @@ std::expected<void, std::string> Daemon::apply_reload() {
   config_ = std::move(*next);
   set_log_level(config_.pooler.log_level);
   if (!d.added_users.empty() || !d.removed_users.empty() || !d.changed_users.empty()) prepare_users();
+  // auth_query connections log in with the settings they were opened with: let new ones take the new ones.
+  auth_lookup_->close_idle();
 
   auto contains = [](const std::vector<std::string>& v, const std::string& x) {
     return std::find(v.begin(), v.end(), x) != v.end();
@@ -575,7 +596,9 @@ void Daemon::janitor() {
   auto limit = std::chrono::duration_cast<std::chrono::steady_clock::duration>(config_.pooler.client_login_timeout);
   std::vector<ClientConn*> expired;
   for (auto& [id, c] : clients_) {
-    if ((c->state() == ClientConn::State::kStartup || c->state() == ClientConn::State::kAuth) &&
+    const ClientConn::State st = c->state();
+    if ((st == ClientConn::State::kStartup || st == ClientConn::State::kAuth ||
+         st == ClientConn::State::kAuthLookup) &&
         now - c->connected_at() > limit) {
       expired.push_back(c.get());
     }
@@ -735,6 +758,7 @@ const char* client_state_name(const ClientConn& c) {
     case ClientConn::State::kReady:
       return "idle";
     case ClientConn::State::kStartup:
+    case ClientConn::State::kAuthLookup:
     case ClientConn::State::kAuth:
     case ClientConn::State::kClosed:
       return "login";

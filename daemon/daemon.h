@@ -21,6 +21,7 @@
 #include "config/config.h"
 #include "pool/host_set.h"
 #include "daemon/admin_console.h"
+#include "daemon/auth_lookup.h"
 #include "daemon/http_server.h"
 #include "daemon/metrics.h"
 #include "daemon/tls_context.h"
@@ -42,6 +43,9 @@ struct UserAuth {
   std::optional<protocol::ScramSecret> scram;  // parsed, or derived from a plain password with a random salt
 };
 
+// A [users] entry's password (or an auth_query answer) made ready for client authentication.
+UserAuth make_user_auth(const std::string& name, const std::string& password);
+
 class Daemon final : public AdminBackend {
  public:
   explicit Daemon(config::Config cfg);
@@ -58,8 +62,15 @@ class Daemon final : public AdminBackend {
   // The TLS context new client sessions are made from; nullptr when client TLS is off.
   [[nodiscard]] SSL_CTX* client_tls_context() const { return client_tls_.get(); }
 
-  // The pool for (database, user), created on first use.
-  PoolRuntime& pool_for(const config::Database& db, const std::string& user);
+  // The pool for (database, user), created on first use. With own_login its server connections log in with
+  // those credentials (the pooler's own login) from now on, instead of libpq with a configured password.
+  PoolRuntime& pool_for(const config::Database& db, const std::string& user,
+                        std::optional<protocol::LoginCredentials> own_login = std::nullopt);
+
+  // auth_query for a client of `db` whose user is not in [users]: nullopt when auth_query is off there (the
+  // user does not exist), else a ticket for cancel_lookup; `done` runs once with the result.
+  std::optional<std::uint64_t> lookup_user(const config::Database& db, const std::string& user, LookupDone done);
+  void cancel_lookup(std::uint64_t ticket);
 
   // max_db_connections / max_user_connections (PgBouncer's semantics): whether one more server connection
   // for this pool fits, counting every pool's open and connecting connections of its database, and of its
@@ -165,6 +176,7 @@ class Daemon final : public AdminBackend {
   std::unordered_map<std::int32_t, ClientConn*> by_cancel_pid_;
   std::vector<std::unique_ptr<ClientConn>> retired_clients_;
   std::vector<std::unique_ptr<ServerConn>> retired_servers_;
+  std::unique_ptr<AuthLookup> auth_lookup_;
   // OpenConns waiting for max_db_connections / max_user_connections room, oldest first.
   std::deque<std::pair<PoolRuntime*, std::uint64_t>> deferred_opens_;
   UvHandle<uv_check_t> check_;

@@ -207,6 +207,11 @@ void PoolRuntime::retire() {
 void PoolRuntime::reconfigure(const config::Database& db, ServerConnParams params, pool::HostSet* hosts,
                               bool identity_changed) {
   db_ = db;
+  // Credentials learnt from client logins are not in the config: keep them unless the pool now has a
+  // password to log in with.
+  const bool has_password = std::any_of(params.libpq.begin(), params.libpq.end(),
+                                        [](const auto& kv) { return kv.first == "password"; });
+  if (!params.own_login && !has_password) params.own_login = std::move(params_.own_login);
   params_ = std::move(params);
   // query_timeout applies to requests from now on, on every connection.
   for (auto& [id, conn] : conns_) conn->set_query_timeout(params_.query_timeout);

@@ -72,6 +72,9 @@ class PoolRuntime final : public ServerConnOwner {
   // client); when what a connection *is* changed (hosts, dbname, login, sslmode) every existing one is
   // invalidated and replaced as it comes back.
   void reconfigure(const config::Database& db, ServerConnParams params, pool::HostSet* hosts, bool identity_changed);
+  // The credentials of the pooler's own login for this pool's server connections (see ServerConnParams::
+  // own_login), replaced by each client login that proves newer ones.
+  void set_own_login(protocol::LoginCredentials c) { params_.own_login = std::move(c); }
 
   // A client needs a server connection: answered later (or at once) with on_server_assigned or
   // on_checkout_failed.

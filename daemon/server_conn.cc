@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <array>
 #include <string>
@@ -60,6 +61,7 @@ struct CancelWork {
   uv_work_t req{};
   std::shared_ptr<ServerConn*> conn;  // nulled when the connection is destroyed first
   PGcancel* cancel = nullptr;
+  std::optional<CancelTarget> own;  // instead of cancel, for a connection the pooler logged in itself
   int pid = 0;
   bool ok = false;
   std::array<char, 256> err{};
@@ -107,19 +109,31 @@ struct ServerConn::InternalHandler {
   bool fatal = false;
   std::string fatal_message;
   // DataRow: Int16 column count, then per column Int32 length (-1 = NULL) and the bytes.
-  void capture_value(std::string_view row) {
-    if (row.size() < 6) return;
+  void capture_row(std::string_view row) {
     auto byte = [&](std::size_t i) { return static_cast<std::uint32_t>(static_cast<unsigned char>(row[i])); };
-    if (((byte(0) << 8) | byte(1)) == 0) return;
-    std::uint32_t len = (byte(2) << 24) | (byte(3) << 16) | (byte(4) << 8) | byte(5);
-    if (len == 0xffffffffU || len > row.size() - 6) return;
-    s.internal_result_.value = std::string(row.substr(6, len));
+    if (row.size() < 2) return;
+    const std::uint32_t columns = (byte(0) << 8) | byte(1);
+    std::size_t pos = 2;
+    auto& out = s.internal_result_.row;
+    for (std::uint32_t c = 0; c < columns; ++c) {
+      if (row.size() - pos < 4) return;
+      const std::uint32_t len = (byte(pos) << 24) | (byte(pos + 1) << 16) | (byte(pos + 2) << 8) | byte(pos + 3);
+      pos += 4;
+      if (len == 0xffffffffU) {
+        out.emplace_back(std::nullopt);
+        continue;
+      }
+      if (len > row.size() - pos) return;
+      out.emplace_back(std::string(row.substr(pos, len)));
+      pos += len;
+    }
+    if (!out.empty() && out.front()) s.internal_result_.value = *out.front();
   }
   protocol::ScanStep on_start(char) { return protocol::ScanStep::kContinue; }
   bool want_body(char type) { return type == 'Z' || type == 'S' || type == 'E' || type == 'D'; }
   protocol::ScanStep on_end(char type, std::string_view body) {
     s.observe(type, body);
-    if (type == 'D' && s.state_ == State::kInternal && !s.internal_result_.value) capture_value(body);
+    if (type == 'D' && s.state_ == State::kInternal && s.internal_result_.rows++ == 0) capture_row(body);
     // Answers to a departed client's requests keep the prepared-statement bookkeeping right; whatever was
     // to be made up for it is dropped.
     if (s.owed_.on_message(type, s.statements_)) {
@@ -222,6 +236,10 @@ void ServerConn::connect(const ServerConnParams& params) {
   drain_timeout_ = params.drain_timeout;
   statements_.set_capacity(params.max_prepared_statements);
   query_timeout_ = params.query_timeout;
+  if (params.own_login) {
+    start_own_login(params);
+    return;
+  }
 
   pg_ = PQconnectStartParams(keys.data(), values.data(), 0);
   if (pg_ == nullptr) {
@@ -232,16 +250,7 @@ void ServerConn::connect(const ServerConnParams& params) {
     connect_failed(PQerrorMessage(pg_));
     return;
   }
-  connect_timer_ = UvHandle<uv_timer_t>::make();
-  uv_timer_init(loop_, connect_timer_.get());
-  connect_timer_->data = this;
-  auto timeout_ms = static_cast<std::uint64_t>(std::max(1.0, params.connect_timeout.count() * 1000.0));
-  uv_timer_start(
-      connect_timer_.get(),
-      [](uv_timer_t* t) noexcept {
-        if (auto* self = static_cast<ServerConn*>(t->data)) self->on_connect_timeout();
-      },
-      timeout_ms, 0);
+  arm_connect_timer(params.connect_timeout);
   // libpq: "If you have yet to call PQconnectPoll, behave as if it last returned PGRES_POLLING_WRITING."
   int rc = sock_.open(loop_, PQsocket(pg_), /*owns_fd=*/false, this);
   if (rc != 0) {
@@ -252,12 +261,104 @@ void ServerConn::connect(const ServerConnParams& params) {
   sock_.set_write_interest(true);
 }
 
+void ServerConn::arm_connect_timer(std::chrono::duration<double> timeout) {
+  connect_timer_ = UvHandle<uv_timer_t>::make();
+  uv_timer_init(loop_, connect_timer_.get());
+  connect_timer_->data = this;
+  auto timeout_ms = static_cast<std::uint64_t>(std::max(1.0, timeout.count() * 1000.0));
+  uv_timer_start(
+      connect_timer_.get(),
+      [](uv_timer_t* t) noexcept {
+        if (auto* self = static_cast<ServerConn*>(t->data)) self->on_connect_timeout();
+      },
+      timeout_ms, 0);
+}
+
+void ServerConn::start_own_login(const ServerConnParams& params) {
+  OwnLoginTarget t;
+  t.credentials = *params.own_login;
+  std::string fallback_name;
+  for (const auto& [k, v] : params.libpq) {
+    if (k == "host") t.host = v;
+    else if (k == "port") t.port = static_cast<std::uint16_t>(std::stoi(v));
+    else if (k == "dbname") t.dbname = v;
+    else if (k == "user") t.user = v;
+    else if (k == "application_name") t.application_name = v;
+    else if (k == "fallback_application_name") fallback_name = v;
+    else if (k == "sslmode") t.sslmode = v;
+    else if (k == "sslrootcert") t.sslrootcert = v;
+    else if (k == "sslcert") t.sslcert = v;
+    else if (k == "sslkey") t.sslkey = v;
+    else if (k == "sslcrl") t.sslcrl = v;
+    else if (k == "target_session_attrs") t.target_session_attrs = v;
+    else if (k == "keepalives_idle") t.keepalive_idle_s = std::stoi(v);
+  }
+  if (t.application_name.empty()) t.application_name = fallback_name;
+  host_label_ = fmt::format("{}:{}", t.host, t.port);
+  arm_connect_timer(params.connect_timeout);
+  own_ = std::make_unique<OwnLogin>(std::move(t));
+  own_login_step(own_->start());
+}
+
+void ServerConn::own_login_step(OwnLogin::Step step) {
+  switch (step) {
+    case OwnLogin::Step::kFailed:
+      connect_failed(own_->error());
+      return;
+    case OwnLogin::Step::kDone:
+      finish_own_login();
+      return;
+    case OwnLogin::Step::kWantRead:
+    case OwnLogin::Step::kWantWrite: {
+      // As with libpq: the fd may be a new one (next address), so register afresh at each step.
+      sock_.close();
+      int rc = sock_.open(loop_, own_->fd(), /*owns_fd=*/false, this);
+      if (rc != 0) {
+        connect_failed(fmt::format("cannot poll server socket: {}", uv_strerror(rc)));
+        return;
+      }
+      const bool want_read = step == OwnLogin::Step::kWantRead;
+      sock_.set_reading(want_read);
+      sock_.set_write_interest(!want_read);
+      return;
+    }
+  }
+}
+
+void ServerConn::finish_own_login() {
+  connect_timer_.reset();
+  sock_.close();
+  int rc = sock_.open(loop_, own_->fd(), /*owns_fd=*/false, this);
+  if (rc != 0) {
+    connect_failed(fmt::format("cannot poll server socket: {}", uv_strerror(rc)));
+    return;
+  }
+  sock_.set_write_interest(false);
+  if (own_->ssl() != nullptr) sock_.set_ssl(own_->ssl());
+  const protocol::BackendLogin& login = own_->login();
+  backend_pid_ = login.backend_pid();
+  params_ = login.params();
+  own_cancel_ = own_->cancel_target();
+  host_label_ = own_->host_label();
+  tx_status_ = 'I';
+  state_ = State::kIdle;
+  sock_.set_reading(true);
+  const std::string leftover = login.leftover();
+  owner_->on_server_connected(this);
+  // Whatever the server sent after its first ReadyForQuery (a notice, say) is read as it would be later.
+  if (!leftover.empty() && state_ != State::kClosed) process(leftover);
+}
+
 void ServerConn::on_connect_timeout() {
   if (state_ != State::kConnecting) return;
   connect_failed("timeout expired while connecting to the server");
 }
 
 void ServerConn::poll_connect() {
+  if (own_) {
+    own_login_step(own_->resume());
+    return;
+  }
   PostgresPollingStatusType st = PQconnectPoll(pg_);
   if (st == PGRES_POLLING_FAILED) {
     connect_failed(PQerrorMessage(pg_));
@@ -505,11 +606,15 @@ void ServerConn::finish_internal() {
 }
 
 void ServerConn::cancel_running_query() {
-  if (pg_ == nullptr || state_ == State::kClosed) return;
+  if ((pg_ == nullptr && !own_cancel_) || state_ == State::kClosed) return;
   auto* work = new CancelWork{};
-  work->cancel = PQgetCancel(pg_);
+  if (pg_ != nullptr) {
+    work->cancel = PQgetCancel(pg_);
+  } else {
+    work->own = own_cancel_;
+  }
   work->pid = backend_pid_;
-  if (work->cancel == nullptr) {
+  if (work->cancel == nullptr && !work->own) {
     delete work;
     return;
   }
@@ -522,31 +627,50 @@ void ServerConn::cancel_running_query() {
       loop_, &work->req,
       [](uv_work_t* req) noexcept {
         auto* w = static_cast<CancelWork*>(req->data);
+        if (w->own) {
+          const std::string error = send_cancel_request(*w->own);
+          w->ok = error.empty();
+          std::snprintf(w->err.data(), w->err.size(), "%s", error.c_str());
+          return;
+        }
         w->ok = PQcancel(w->cancel, w->err.data(), static_cast<int>(w->err.size())) == 1;
       },
       [](uv_work_t* req, int) noexcept {
         auto* w = static_cast<CancelWork*>(req->data);
         if (!w->ok) spdlog::warn("event=cancel_failed server_pid={} error={}", w->pid, log_value(w->err.data()));
-        PQfreeCancel(w->cancel);
+        if (w->cancel != nullptr) PQfreeCancel(w->cancel);
         if (ServerConn* s = *w->conn) s->on_cancel_done();
         delete w;
       });
   if (rc != 0) {
     --cancels_in_flight_;
-    PQfreeCancel(work->cancel);
+    if (work->cancel != nullptr) PQfreeCancel(work->cancel);
     delete work;
   }
 }
 
 void ServerConn::close() {
-  if (state_ == State::kClosed && pg_ == nullptr) return;
+  if (state_ == State::kClosed && pg_ == nullptr && !own_) return;
   bool clean = is_clean();
   connect_timer_.reset();
   internal_timer_.reset();
   request_timer_.reset();
   request_timer_armed_ = false;
   int fd = sock_.fd();
+  if (own_ && clean && state_ != State::kConnecting && sock_.is_open()) {
+    std::string terminate;
+    protocol::write_terminate(terminate);
+    (void)sock_.send(terminate);
+  }
   sock_.close();
+  if (own_) {
+    if (clean && state_ != State::kConnecting) {
+      own_->shutdown_tls();
+    } else if (fd >= 0) {
+      ::shutdown(fd, SHUT_RDWR);
+    }
+    own_.reset();
+  }
   if (pg_ != nullptr) {
     // PQfinish sends Terminate; mid-message that would corrupt the stream, so cut the socket first.
     if (!clean && fd >= 0) ::shutdown(fd, SHUT_RDWR);
@@ -567,7 +691,11 @@ void ServerConn::lost(std::string reason) {
   close();
   if (was == State::kLinked && client != nullptr) client->on_server_lost(reason);
   if (was == State::kInternal && done) {
-    InternalResult r{false, "08006", reason, "FATAL", std::nullopt};
+    InternalResult r;
+    r.ok = false;
+    r.sqlstate = "08006";
+    r.message = reason;
+    r.severity = "FATAL";
     done(this, r);
   }
   owner_->on_server_lost(this, std::move(reason));

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "daemon/metrics.h"
+#include "daemon/own_login.h"
 #include "daemon/prepared.h"
 #include "daemon/socket.h"
 #include "daemon/uv_handle.h"
@@ -50,6 +51,8 @@ struct InternalResult {
   std::string message;
   std::string severity;
   std::optional<std::string> value;  // first column of the first row, when a query returned one (not NULL)
+  std::vector<std::optional<std::string>> row;  // every column of the first row (nullopt = NULL)
+  int rows = 0;                                 // DataRows received
 };
 
 struct ServerConnParams {
@@ -66,6 +69,9 @@ struct ServerConnParams {
   std::size_t max_prepared_statements = 0;
   // A request (Query, Sync, FunctionCall) of a linked client outstanding this long is cancelled.
   std::optional<std::chrono::duration<double>> query_timeout;
+  // Set: the pooler logs in itself (OwnLogin) with these, instead of libpq with a password. For users with
+  // no plain password: SCRAM keys proven by their client, or an md5 secret (auth_query, [users] secrets).
+  std::optional<protocol::LoginCredentials> own_login;
 };
 
 class ServerConn final : public SocketOwner {
@@ -174,6 +180,10 @@ class ServerConn final : public SocketOwner {
   struct InternalHandler;
 
   void poll_connect();
+  void arm_connect_timer(std::chrono::duration<double> timeout);
+  void start_own_login(const ServerConnParams& params);
+  void own_login_step(OwnLogin::Step step);
+  void finish_own_login();
   void connect_failed(std::string error);
   void finish_connect();
   void process(std::string_view data);
@@ -194,6 +204,8 @@ class ServerConn final : public SocketOwner {
   std::uint64_t id_;
   State state_ = State::kConnecting;
   PGconn* pg_ = nullptr;
+  std::unique_ptr<OwnLogin> own_;  // instead of pg_ when the pooler logged in itself; owns fd and TLS session
+  std::optional<CancelTarget> own_cancel_;
   Socket sock_;
   UvHandle<uv_timer_t> connect_timer_;
   UvHandle<uv_timer_t> internal_timer_;  // made on first use; armed while kInternal

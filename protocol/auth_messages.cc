@@ -29,4 +29,14 @@ std::expected<SaslInitialResponse, Error> parse_sasl_initial_response(std::strin
 
 std::expected<std::string_view, Error> parse_sasl_response(std::string_view body) { return body; }
 
+std::string printable_excerpt(std::string_view s, std::size_t max) {
+  std::string out;
+  for (char c : s.substr(0, max)) {
+    auto u = static_cast<unsigned char>(c);
+    out.push_back(u >= 0x20 && u < 0x7f ? c : '?');
+  }
+  if (s.size() > max) out += "...";
+  return out;
+}
+
 }  // namespace pooler::protocol

@@ -7,6 +7,7 @@
 
 #include <cassert>
 
+#include "protocol/auth_messages.h"
 #include "protocol/error_response.h"
 #include "protocol/frame.h"
 #include "protocol/md5_auth.h"
@@ -17,32 +18,10 @@
 namespace pooler::protocol {
 namespace {
 
-// AuthenticationRequest codes, from the Message Formats chapter.
-constexpr std::int32_t kAuthOk = 0;
-constexpr std::int32_t kAuthKerberosV5 = 2;
-constexpr std::int32_t kAuthCleartextPassword = 3;
-constexpr std::int32_t kAuthMd5Password = 5;
-constexpr std::int32_t kAuthScmCredential = 6;
-constexpr std::int32_t kAuthGss = 7;
-constexpr std::int32_t kAuthGssContinue = 8;
-constexpr std::int32_t kAuthSspi = 9;
-constexpr std::int32_t kAuthSasl = 10;
-constexpr std::int32_t kAuthSaslContinue = 11;
-constexpr std::int32_t kAuthSaslFinal = 12;
-
 constexpr std::int32_t kProtocolVersion30 = 3 << 16;
 
-// Server-chosen text in our own error messages must not garble logs or a client's terminal, nor grow them
-// without bound.
-std::string printable(std::string_view s, std::size_t max = 100) {
-  std::string out;
-  for (char c : s.substr(0, max)) {
-    auto u = static_cast<unsigned char>(c);
-    out.push_back(u >= 0x20 && u < 0x7f ? c : '?');
-  }
-  if (s.size() > max) out += "...";
-  return out;
-}
+// Server-chosen text in our own error messages: see printable_excerpt.
+std::string printable(std::string_view s, std::size_t max = 100) { return printable_excerpt(s, max); }
 
 std::string printable_type(char type) {
   auto u = static_cast<unsigned char>(type);

@@ -1,6 +1,7 @@
 // SCRAM-SHA-256, the client's half: the proof from ClientKey, and the check of the server's signature.
 #include "protocol/scram_client.h"
 
+
 #include <fmt/format.h>
 #include <openssl/crypto.h>
 
@@ -8,6 +9,7 @@
 #include <charconv>
 #include <utility>
 
+#include "protocol/auth_messages.h"
 #include "protocol/base64.h"
 #include "protocol/crypto_util.h"
 
@@ -23,17 +25,6 @@ using scram_detail::sha256;
 // base64("n,,"): the gs2-header echoed in client-final, no channel binding.
 constexpr std::string_view kChannelBinding = "biws";
 
-// The server's e= text goes into our error message, and from there into logs and a client's terminal.
-std::string printable(std::string_view s) {
-  constexpr std::size_t kMax = 200;
-  std::string out;
-  for (char c : s.substr(0, kMax)) {
-    auto u = static_cast<unsigned char>(c);
-    out.push_back(u >= 0x20 && u < 0x7f ? c : '?');
-  }
-  if (s.size() > kMax) out += "...";
-  return out;
-}
 
 }  // namespace
 
@@ -159,7 +150,7 @@ std::expected<void, Error> ScramClient::handle_server_final(std::string_view ser
   std::string_view in = server_final;
   auto attr = next_attribute(in);
   if (attr && attr->name == 'e') {
-    return fail("28P01", fmt::format("server refused SCRAM authentication: {}", printable(attr->value)));
+    return fail("28P01", fmt::format("server refused SCRAM authentication: {}", printable_excerpt(attr->value, 200)));
   }
   if (!attr || attr->name != 'v') return malformed("expected verifier attribute");
   while (!in.empty()) {

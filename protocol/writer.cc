@@ -4,16 +4,10 @@
 #include <cassert>
 #include <limits>
 
+#include "protocol/auth_messages.h"
+
 namespace pooler::protocol {
 namespace {
-
-// AuthenticationRequest codes, from the Message Formats chapter.
-constexpr std::int32_t kAuthOk = 0;
-constexpr std::int32_t kAuthCleartextPassword = 3;
-constexpr std::int32_t kAuthMd5Password = 5;
-constexpr std::int32_t kAuthSasl = 10;
-constexpr std::int32_t kAuthSaslContinue = 11;
-constexpr std::int32_t kAuthSaslFinal = 12;
 
 void write_authentication(std::string& out, std::int32_t code, std::string_view data) {
   auto start = begin_message(out, 'R');

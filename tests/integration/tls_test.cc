@@ -14,6 +14,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include <fmt/format.h>
@@ -41,6 +42,8 @@ std::string peer_cn(PGconn* conn) {
 
 constexpr const char* kCertUser = "certuser";
 constexpr const char* kCertPassword = "certuser-server-pw";
+constexpr const char* kLookupUser = "lookup";
+constexpr const char* kLookupPassword = "lookup-pw";
 
 class TlsTest : public ::testing::Test {
  protected:
@@ -59,10 +62,14 @@ class TlsTest : public ::testing::Test {
 
     PgClusterOptions options = app_cluster_options();
     options.roles.push_back({kCertUser, kCertPassword, false});
+    options.roles.push_back({kLookupUser, kLookupPassword, /*superuser=*/true});
     options.extra_conf = {"ssl = on", fmt::format("ssl_cert_file = '{}'", pg.cert.string()),
                           fmt::format("ssl_key_file = '{}'", pg.key.string())};
     stack_.cluster = std::make_unique<PgCluster>(options);
     stack_.cluster->psql("GRANT ALL ON DATABASE app TO certuser");
+    // Known only to the server: through auth_query, logged in by the pooler's own TLS client.
+    stack_.cluster->psql("CREATE ROLE serveronly LOGIN PASSWORD 'serveronly-pw'; "
+                         "GRANT ALL ON DATABASE app TO serveronly");
 
     PoolerConfig config = app_pooler_config(*stack_.cluster);
     config.databases[0].extra_lines = {"sslmode = \"verify-full\"",
@@ -75,9 +82,17 @@ class TlsTest : public ::testing::Test {
     badca.extra_lines = {"sslmode = \"verify-full\"",
                          fmt::format("sslrootcert = {}", toml_string(rogue_->ca_cert().string())),
                          "connect_timeout = 3.0"};
+    // auth_query (the pooler's own server login) against the right CA and a rogue one.
+    config.databases[0].extra_lines.push_back(fmt::format("auth_user = \"{}\"", kLookupUser));
+    PoolerDatabase badca_lookup = badca;
+    badca_lookup.name = "badca_lookup";
+    badca_lookup.extra_lines.push_back(fmt::format("auth_user = \"{}\"", kLookupUser));
+    badca_lookup.extra_lines.push_back("auth_dbname = \"app\"");
     config.databases.push_back(plain);
     config.databases.push_back(badca);
+    config.databases.push_back(badca_lookup);
     config.users.push_back({kCertUser, kCertPassword});
+    config.users.push_back({kLookupUser, kLookupPassword});
     config.extra_pooler_lines = {
         "",
         "[pooler.tls]",
@@ -203,6 +218,31 @@ TEST_F(TlsTest, ServerVerifyFullRejectsWrongCa) {
 
 // hba method cert: a verified client certificate whose CN is the user logs in without a password; a
 // certificate for another CN, none at all, or one from another CA is refused.
+// A user known only to the server (auth_query): the pooler's own login, not libpq's, carries the server
+// hop, and it still verifies the server against sslrootcert and runs encrypted.
+TEST_F(TlsTest, OwnServerLoginIsEncryptedAndVerified) {
+  PgConnPtr conn = connect(tls_conninfo("sslmode=require", "serveronly", "serveronly-pw"));
+  EXPECT_EQ(query_value(conn.get(), "SELECT current_user"), "serveronly");
+  EXPECT_EQ(query_value(conn.get(), "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"), "t");
+  EXPECT_NE(stack_.daemon->log().find("event=auth_query "), std::string::npos);
+
+  // The same login towards a server whose certificate the configured CA did not sign is refused.
+  PgConnPtr bad = try_connect(tls_conninfo("sslmode=require", "serveronly", "serveronly-pw", "badca_lookup"));
+  ASSERT_NE(PQstatus(bad.get()), CONNECTION_OK);
+  auto own_login_refused = [] {
+    std::istringstream lines(stack_.daemon->log());
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("badca_lookup/serveronly") != std::string::npos &&
+          line.find("certificate verify failed") != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
+  EXPECT_TRUE(eventually(own_login_refused)) << stack_.daemon->log_tail();
+  EXPECT_TRUE(daemon_serves_tls());
+}
+
 TEST_F(TlsTest, ClientCertificateLogin) {
   PgConnPtr ok = connect(tls_conninfo(with_cert(certuser_), kCertUser, ""));
   EXPECT_EQ(query_value(ok.get(), "SELECT current_user"), kCertUser);
