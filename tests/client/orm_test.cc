@@ -644,6 +644,29 @@ TEST_F(IntegrationOrm, RollbackDiscardsChangesOfLoadedObjects) {
             "user0:-,user1:-");
 }
 
+// rollback() that cannot read (no transaction, autobegin off): a change made in memory is still discarded — the
+// object shows the row it was last read with — and the object stays expired, so its next load reads it again.
+TEST_F(IntegrationOrm, RollbackWithoutConnectionRestoresLastReadRow) {
+  auto ids = seed(1, 0);
+  Session session(engine(), {.autobegin = false, .expire_on_commit = false});
+  std::shared_ptr<User> user;
+  {
+    auto tx = session.begin();
+    user = session.get<User>(ids[0]);
+    tx.commit();
+  }
+  user->name = "memory-only";
+  session.rollback();
+  EXPECT_FALSE(session.in_transaction());
+  EXPECT_EQ(user->name, "user0");
+  EXPECT_FALSE(session.is_modified(user));
+  db(fmt::format("UPDATE users SET nickname = 'elsewhere' WHERE id = {}", ids[0]));
+  auto tx = session.begin();
+  EXPECT_EQ(session.get<User>(ids[0]).get(), user.get());
+  EXPECT_EQ(user->nickname, "elsewhere");
+  tx.commit();
+}
+
 // rollback() of an object added and never flushed: it leaves the session and nothing is inserted.
 TEST_F(IntegrationOrm, RollbackExpungesPendingObjects) {
   Session session(engine());
