@@ -19,7 +19,10 @@ struct Session::Impl {
   void make_unit_of_work() {
     orm::detail::UnitOfWork::Hooks hooks;
     hooks.execute = [this](const orm::Compiled& c) { return ensure(options.autobegin).exec_driver_sql(c.sql, c.params); };
-    hooks.rollback_database = [this] { rollback_database(); };
+    hooks.rollback_database = [this] {
+      if (conn) conn->rollback();
+    };
+    hooks.end_transaction = [this] { end(); };
     hooks.rollback_savepoint = [this] {
       if (nested.empty() || !nested.back().is_active()) return false;
       nested.back().rollback();
@@ -27,17 +30,6 @@ struct Session::Impl {
       return true;
     };
     uow = std::make_shared<orm::detail::UnitOfWork>(std::move(hooks), options.autoflush);
-  }
-  void rollback_database() {
-    if (conn) {
-      try {
-        conn->rollback();
-      } catch (...) {
-        end();
-        throw;
-      }
-    }
-    end();
   }
 
   Connection& ensure(bool autobegin) {
@@ -126,15 +118,7 @@ void Session::commit() {
   impl_->uow->after_commit(impl_->options.expire_on_commit);
 }
 
-void Session::rollback() {
-  try {
-    impl_->rollback_database();
-  } catch (...) {
-    impl_->uow->after_rollback();
-    throw;
-  }
-  impl_->uow->after_rollback();
-}
+void Session::rollback() { impl_->uow->rollback(); }
 
 void Session::close() {
   impl_->end();

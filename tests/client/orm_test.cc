@@ -616,6 +616,141 @@ TEST_F(IntegrationOrm, CompositePrimaryKey) {
   models.drop_all(engine());
 }
 
+// rollback() discards changes to loaded objects, whether only in memory or already flushed: each object shows
+// its row again and is not modified, so neither the next autoflush nor commit() writes them back.
+TEST_F(IntegrationOrm, RollbackDiscardsChangesOfLoadedObjects) {
+  auto ids = seed(2, 0);
+  Session session(engine());
+  auto memory = session.get<User>(ids[0]);
+  auto flushed = session.get<User>(ids[1]);
+  flushed->nickname = "flushed";
+  session.flush();
+  EXPECT_EQ(db("SELECT count(*) FROM users WHERE nickname IS NOT NULL"), "0");  // uncommitted
+  memory->name = "memory-only";
+  session.rollback();
+  EXPECT_FALSE(session.in_transaction());
+  EXPECT_TRUE(session.contains(memory));
+  EXPECT_TRUE(session.contains(flushed));
+  EXPECT_EQ(memory->name, "user0");
+  EXPECT_EQ(flushed->nickname, std::nullopt);
+  EXPECT_FALSE(session.is_modified(memory));
+  EXPECT_FALSE(session.is_modified(flushed));
+  log_.clear();
+  EXPECT_EQ(session.scalar(select(func::count(&User::id)).where(col(&User::name) == "user0")), 1);  // autoflush
+  EXPECT_EQ(session.get<User>(ids[0]).get(), memory.get());
+  session.commit();
+  EXPECT_TRUE(statements("UPDATE").empty());
+  EXPECT_EQ(db("SELECT string_agg(name || ':' || coalesce(nickname, '-'), ',' ORDER BY id) FROM users"),
+            "user0:-,user1:-");
+}
+
+// rollback() that cannot read (no transaction, autobegin off): a change made in memory is still discarded — the
+// object shows the row it was last read with — and the object stays expired, so its next load reads it again.
+TEST_F(IntegrationOrm, RollbackWithoutConnectionRestoresLastReadRow) {
+  auto ids = seed(1, 0);
+  Session session(engine(), {.autobegin = false, .expire_on_commit = false});
+  std::shared_ptr<User> user;
+  {
+    auto tx = session.begin();
+    user = session.get<User>(ids[0]);
+    tx.commit();
+  }
+  user->name = "memory-only";
+  session.rollback();
+  EXPECT_FALSE(session.in_transaction());
+  EXPECT_EQ(user->name, "user0");
+  EXPECT_FALSE(session.is_modified(user));
+  db(fmt::format("UPDATE users SET nickname = 'elsewhere' WHERE id = {}", ids[0]));
+  auto tx = session.begin();
+  EXPECT_EQ(session.get<User>(ids[0]).get(), user.get());
+  EXPECT_EQ(user->nickname, "elsewhere");
+  tx.commit();
+}
+
+// rollback() of an object added and never flushed: it leaves the session and nothing is inserted.
+TEST_F(IntegrationOrm, RollbackExpungesPendingObjects) {
+  Session session(engine());
+  auto pending = session.add(User{.name = "pending", .email = "pending@example.com"});
+  session.rollback();
+  EXPECT_FALSE(session.contains(pending));
+  EXPECT_EQ(pending->id, 0);
+  session.commit();
+  EXPECT_TRUE(statements("INSERT").empty());
+  EXPECT_EQ(db("SELECT count(*) FROM users"), "0");
+}
+
+// rollback() after a flush INSERTed an object: the row is gone and the object is transient again (out of the
+// session and its identity map, server-assigned key cleared), so adding it again inserts it afresh.
+TEST_F(IntegrationOrm, RollbackOfFlushedInsertMakesObjectTransient) {
+  Session session(engine());
+  auto ann = session.add(User{.name = "ann", .email = "ann@example.com"});
+  session.flush();
+  const std::int64_t id = ann->id;
+  ASSERT_NE(id, 0);
+  session.rollback();
+  EXPECT_FALSE(session.contains(ann));
+  EXPECT_EQ(ann->id, 0);
+  EXPECT_EQ(session.get<User>(id), nullptr);
+  session.commit();
+  EXPECT_EQ(db("SELECT count(*) FROM users"), "0");
+  session.add(ann);
+  session.commit();
+  EXPECT_NE(ann->id, 0);
+  EXPECT_EQ(db("SELECT string_agg(name, ',') FROM users"), "ann");
+}
+
+// rollback() after a flush DELETEd loaded objects (and of a delete_() not yet flushed): they are persistent
+// again, in the identity map, and their rows are still there.
+TEST_F(IntegrationOrm, RollbackOfFlushedDeleteRestoresObjects) {
+  auto ids = seed(2, 1);
+  Session session(engine());
+  auto user = session.get<User>(ids[0]);
+  auto post = user->posts[0];
+  auto marked = session.get<User>(ids[1]);
+  session.delete_(post);
+  session.delete_(user);
+  session.flush();
+  EXPECT_FALSE(session.contains(user));
+  EXPECT_EQ(session.get<User>(ids[0]), nullptr);
+  session.delete_(marked);
+  session.rollback();
+  EXPECT_TRUE(session.contains(user));
+  EXPECT_TRUE(session.contains(post));
+  EXPECT_TRUE(session.contains(marked));
+  EXPECT_FALSE(session.is_modified(user));
+  EXPECT_FALSE(session.is_modified(marked));
+  EXPECT_EQ(session.get<User>(ids[0]).get(), user.get());
+  EXPECT_EQ(session.get<User>(ids[1]).get(), marked.get());
+  EXPECT_EQ(user->posts.size(), 1u);
+  EXPECT_EQ(user->posts[0].get(), post.get());
+  log_.clear();
+  session.commit();
+  EXPECT_TRUE(statements("DELETE").empty());
+  EXPECT_EQ(db("SELECT count(*) FROM users"), "2");
+  EXPECT_EQ(db("SELECT count(*) FROM posts"), "2");
+}
+
+// A flush that fails (unique violation) after UPDATEing a loaded object, then rollback() as SQLAlchemy asks
+// for: the object shows its row, the failing one is gone, and the session goes on with nothing of that work.
+TEST_F(IntegrationOrm, RollbackAfterFailedFlushLeavesSessionUsable) {
+  auto ids = seed(1, 0);
+  Session session(engine());
+  auto user = session.get<User>(ids[0]);
+  user->nickname = "written before the failure";
+  auto dup = session.add(User{.name = "dup", .email = "u0@example.com"});
+  EXPECT_THROW(session.flush(), UniqueViolation);
+  session.rollback();
+  EXPECT_FALSE(session.contains(dup));
+  EXPECT_TRUE(session.contains(user));
+  EXPECT_EQ(user->nickname, std::nullopt);
+  EXPECT_FALSE(session.is_modified(user));
+  user->name = "renamed";
+  session.add(User{.name = "next", .email = "next@example.com"});
+  session.commit();
+  EXPECT_EQ(db("SELECT string_agg(name || ':' || coalesce(nickname, '-'), ',' ORDER BY id) FROM users"),
+            "renamed:-,next:-");
+}
+
 // A unique violation in flush: the DBError class and SQLSTATE, the failing object attached and described; the
 // transaction rolled back, objects of that transaction out of the session with server keys cleared; the
 // session then works as before.

@@ -86,6 +86,10 @@ class Session {
   // commits the whole transaction, savepoints included.
   [[nodiscard]] SessionTransaction begin_nested();
   void commit();
+  // ROLLBACK, and the ORM state with it, as SQLAlchemy does: objects added or INSERTed in the transaction leave
+  // the session (server-assigned keys cleared), deleted ones are back, and objects the transaction changed
+  // (flushed, or only in memory) are read again on the same connection before it returns to the pool, so they
+  // show their rows and nothing is left to flush. Every object is expired.
   void rollback();
   // Ends the transaction (rolled back) and releases the connection; the Session stays usable.
   void close();

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <exception>
 #include <optional>
 #include <span>
 #include <cxxabi.h>
@@ -1038,11 +1039,10 @@ void UnitOfWork::undo_failed_flush() {
     }
   }
   try {
-    state_->hooks.rollback_database();
+    rollback();
   } catch (...) {
-    // A lost connection is already discarded; the session state is reset below either way.
+    // A lost connection is already discarded; rollback() has reset the session state either way.
   }
-  after_rollback();
 }
 
 // --- transaction end -------------------------------------------------------------------------------------
@@ -1062,27 +1062,41 @@ void UnitOfWork::after_commit(bool expire) {
   if (expire) expire_all();
 }
 
+void UnitOfWork::rollback() {
+  std::exception_ptr failed;
+  try {
+    state_->hooks.rollback_database();
+  } catch (...) {
+    failed = std::current_exception();  // the connection is lost; the objects are put back all the same
+  }
+  try {
+    after_rollback();
+  } catch (...) {
+    state_->hooks.end_transaction();
+    throw;
+  }
+  state_->hooks.end_transaction();
+  if (failed) std::rethrow_exception(failed);
+}
+
 void UnitOfWork::after_rollback() {
+  // SQLAlchemy expires every object at a rollback. Objects whose state the transaction changed are read again
+  // now (see undo_writes); the others are only marked, as their members already hold what was last read.
+  std::vector<Entry*> stale = undo_writes(1);
+  state_->depth = 0;
+  try {
+    read_again(stale);
+  } catch (const client::Error&) {
+    // The connection is gone (or autobegin is off and there is none): the changed objects already show the
+    // row they were last read with, and stay expired, so the next load of their rows reads them afresh.
+  }
   auto self = weak_from_this();
   for (auto& e : state_->entries) {
     if (e.dead) continue;
-    if (e.status == Entry::Status::kPending || e.inserted_at != 0) {
-      // Never written, or written by this transaction only: the object leaves the session (transient again),
-      // with a server-assigned key cleared so that adding it again inserts it afresh.
-      if (e.key_from_server) e.info->clear(e.obj.get(), e.info->pk);
-      state_->remove(e);
-      continue;
-    }
-    if (e.status == Entry::Status::kMarkedDeleted || e.status == Entry::Status::kDeleted) {
-      e.status = Entry::Status::kPersistent;
-      std::string buf;
-      state_->identity[e.info].insert(e.key(buf), &e);
-    }
     e.expired = true;
     e.written_at = 0;
     reset_relationships(loaders_for(state_->loaders, self, *e.info), *e.info, e.obj.get());
   }
-  state_->depth = 0;
   state_->compact();
 }
 
@@ -1102,22 +1116,30 @@ void UnitOfWork::savepoint_released(std::size_t depth) {
 }
 
 void UnitOfWork::savepoint_rolled_back(std::size_t depth) {
-  // As SQLAlchemy: objects added since the savepoint leave the session (server-assigned keys cleared), deletions
-  // since then are undone, and objects changed since then (written, or only modified in memory) are expired.
-  // A C++ object cannot load on attribute access, so "expired" here means read again at once, without a
-  // flush: each one shows its row as the savepoint restored it.
-  const auto inside = static_cast<std::uint16_t>(depth + 1);
+  std::vector<Entry*> stale = undo_writes(static_cast<std::uint16_t>(depth + 1));
+  state_->depth = static_cast<std::uint16_t>(depth - 1);
+  read_again(stale);
   auto self = weak_from_this();
+  for (Entry* e : stale) reset_relationships(loaders_for(state_->loaders, self, *e->info), *e->info, e->obj.get());
+  state_->compact();
+}
+
+std::vector<UnitOfWork::Entry*> UnitOfWork::undo_writes(std::uint16_t level) {
+  // As SQLAlchemy: objects added since leave the session (server-assigned keys cleared, so adding one again
+  // inserts it afresh), deletions since are undone, and objects changed since (written, or only modified in
+  // memory) are expired. A C++ object cannot load on attribute access, so expiring a changed object here
+  // first puts back the row it was last read or written with (nothing left to flush), then read_again()
+  // shows the row as the database now has it.
   std::vector<Entry*> stale;
   for (auto& e : state_->entries) {
     if (e.dead) continue;
-    if (e.status == Entry::Status::kPending || e.inserted_at >= inside) {
-      if (e.inserted_at >= inside && e.key_from_server) e.info->clear(e.obj.get(), e.info->pk);
+    if (e.status == Entry::Status::kPending || e.inserted_at >= level) {
+      if (e.inserted_at >= level && e.key_from_server) e.info->clear(e.obj.get(), e.info->pk);
       state_->remove(e);
       continue;
     }
-    bool changed = e.written_at >= inside || e.status == Entry::Status::kMarkedDeleted;
-    if (e.status == Entry::Status::kDeleted && e.written_at >= inside) {
+    bool changed = e.written_at >= level || e.status == Entry::Status::kMarkedDeleted;
+    if (e.status == Entry::Status::kDeleted && e.written_at >= level) {
       std::string buf;
       state_->identity[e.info].insert(e.key(buf), &e);
       e.status = Entry::Status::kPersistent;
@@ -1125,11 +1147,16 @@ void UnitOfWork::savepoint_rolled_back(std::size_t depth) {
     if (e.status == Entry::Status::kMarkedDeleted) e.status = Entry::Status::kPersistent;
     if (!changed && e.status == Entry::Status::kPersistent && differs_from_snapshot(e)) changed = true;
     if (!changed) continue;
-    e.written_at = std::min(e.written_at, static_cast<std::uint16_t>(inside - 1));
+    e.info->load(e.obj.get(), result_columns(e.snapshot.get(), e.snapshot_offset, e.info->columns.size()),
+                 e.snapshot_row);
+    e.written_at = std::min(e.written_at, static_cast<std::uint16_t>(level - 1));
     e.expired = true;
     stale.push_back(&e);
   }
-  state_->depth = static_cast<std::uint16_t>(depth - 1);
+  return stale;
+}
+
+void UnitOfWork::read_again(const std::vector<Entry*>& stale) {
   std::vector<const EntityInfo*> types;
   for (Entry* e : stale) {
     if (std::find(types.begin(), types.end(), e->info) == types.end()) types.push_back(e->info);
@@ -1153,8 +1180,6 @@ void UnitOfWork::savepoint_rolled_back(std::size_t depth) {
     }
     (void)run_select(q);  // no autoflush: that would write the undone changes again
   }
-  for (Entry* e : stale) reset_relationships(loaders_for(state_->loaders, self, *e->info), *e->info, e->obj.get());
-  state_->compact();
 }
 
 // --- KeyIndex --------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -24,7 +25,10 @@ class UnitOfWork : public std::enable_shared_from_this<UnitOfWork> {
  public:
   struct Hooks {
     std::function<client::Result(const Compiled&)> execute;  // in the session's transaction (autobegun)
-    std::function<void()> rollback_database;                 // roll the session's transaction back
+    // ROLLBACK the session's transaction, keeping its connection: the objects are read again on it.
+    std::function<void()> rollback_database;
+    // Give the connection back to the pool: the transaction is over.
+    std::function<void()> end_transaction;
     // Roll back to the innermost savepoint begun through begin_nested; false if there is none.
     std::function<bool()> rollback_savepoint;
   };
@@ -68,7 +72,10 @@ class UnitOfWork : public std::enable_shared_from_this<UnitOfWork> {
   std::vector<std::shared_ptr<void>> load_relationship(const EntityInfo& owner, std::size_t rel, const void* parent);
 
   void after_commit(bool expire);
-  void after_rollback();
+  // Session::rollback(): ROLLBACK, the session's objects put back as the database now has them (objects of the
+  // transaction's INSERTs and the pending ones leave, deleted ones return, changed ones are read again), every
+  // object expired, then the connection released. Rethrows a failure of the ROLLBACK after all that.
+  void rollback();
   // Session::begin_nested flushed, then opened a SAVEPOINT (depth counts them from 1).
   void savepoint_begun();
   // RELEASE SAVEPOINT of the depth-th savepoint (inner ones with it).
@@ -82,6 +89,12 @@ class UnitOfWork : public std::enable_shared_from_this<UnitOfWork> {
  private:
   Loaded run_select(const SelectCore& s);  // select() without autoflush
   void undo_failed_flush();
+  void after_rollback();
+  // The session side of a rollback of the writes made at `level` and above (1: the whole transaction, n + 1:
+  // inside the n-th savepoint). Returns the objects it expired because that work changed them.
+  std::vector<Entry*> undo_writes(std::uint16_t level);
+  // SELECTs the rows of those objects again (the identity map loads expired objects in place).
+  void read_again(const std::vector<Entry*>& stale);
 
   std::unique_ptr<State> state_;
 };
