@@ -106,6 +106,15 @@ void AuthLookup::finish(std::uint64_t ticket, const LookupResult& result) {
   if (done) done(result);
 }
 
+void AuthLookup::count(LookupResult::Kind kind) {
+  ProcessMetrics& m = daemon_.metrics().process();
+  switch (kind) {
+    case LookupResult::Kind::kFound: m.auth_query_found.Increment(); break;
+    case LookupResult::Kind::kNotFound: m.auth_query_not_found.Increment(); break;
+    case LookupResult::Kind::kFailed: m.auth_query_failed.Increment(); break;
+  }
+}
+
 AuthLookup::Channel* AuthLookup::channel_of(ServerConn* s) {
   for (auto& [key, ch] : channels_) {
     if (ch.conns.contains(s)) return &ch;
@@ -153,6 +162,7 @@ void AuthLookup::run(Channel& ch, ServerConn* s, Request req) {
   s->drain_internal(auth_query_messages(req.query, req.user), 1,
                     [this, ticket, user, key_db](ServerConn*, const InternalResult& r) {
                       LookupResult result = interpret_auth_query(r);
+                      count(result.kind);
                       spdlog::debug("event=auth_query database={} user={} result={}", key_db, log_value(user),
                                     result.kind == LookupResult::Kind::kFound      ? "found"
                                     : result.kind == LookupResult::Kind::kNotFound ? "not_found"
@@ -201,6 +211,7 @@ void AuthLookup::on_server_connect_failed(ServerConn* s, std::string error) {
   std::deque<Request> waiting;
   waiting.swap(ch->waiting);
   for (const Request& r : waiting) {
+    count(LookupResult::Kind::kFailed);
     finish(r.ticket, LookupResult{LookupResult::Kind::kFailed, {}, error});
   }
 }

@@ -82,6 +82,7 @@ class AuthLookup final : public ServerConnOwner {
   void drop(Channel& ch, ServerConn* s);
   Channel* channel_of(ServerConn* s);
   void finish(std::uint64_t ticket, const LookupResult& result);
+  void count(LookupResult::Kind kind);  // pooler_auth_query_lookups_total
 
   Daemon& daemon_;
   std::map<std::pair<std::string, std::string>, Channel> channels_;  // (database name, auth user)

@@ -121,6 +121,8 @@ struct Metrics::Families {
         client_connections(build<Gauge>(r, "pooler_client_connections", "Client connections currently open.")),
         refused(build<Counter>(r, "pooler_client_connections_refused_total", "Client connections refused, by reason.")),
         reloads(build<Counter>(r, "pooler_config_reloads_total", "Config reloads, by result.")),
+        auth_query(build<Counter>(r, "pooler_auth_query_lookups_total",
+                                  "auth_query lookups of users missing from [users], by result.")),
         last_reload(build<Gauge>(r, "pooler_config_last_reload_timestamp_seconds",
                                  "Unix time of the last successful config load.")),
         build_info(build<Gauge>(r, "pooler_build_info", "Always 1; the version label carries the pooler version.")),
@@ -153,6 +155,7 @@ struct Metrics::Families {
   Family<Gauge>& client_connections;
   Family<Counter>& refused;
   Family<Counter>& reloads;
+  Family<Counter>& auth_query;
   Family<Gauge>& last_reload;
   Family<Gauge>& build_info;
   Family<Gauge>& start_time;
@@ -168,6 +171,9 @@ Metrics::Metrics(std::string_view version)
           .config_reloads_success = f_->reloads.Add({{"result", "success"}}),
           .config_reloads_failure = f_->reloads.Add({{"result", "failure"}}),
           .config_last_reload_timestamp_seconds = f_->last_reload.Add({}),
+          .auth_query_found = f_->auth_query.Add({{"result", "found"}}),
+          .auth_query_not_found = f_->auth_query.Add({{"result", "not_found"}}),
+          .auth_query_failed = f_->auth_query.Add({{"result", "failed"}}),
       })) {
   const double now = unix_now();
   f_->build_info.Add({{"version", std::string(version)}}).Set(1);

@@ -108,6 +108,10 @@ struct ProcessMetrics {
   prometheus::Counter& config_reloads_success;
   prometheus::Counter& config_reloads_failure;
   prometheus::Gauge& config_last_reload_timestamp_seconds;
+  // auth_query lookups of users missing from [users], by result.
+  prometheus::Counter& auth_query_found;
+  prometheus::Counter& auth_query_not_found;
+  prometheus::Counter& auth_query_failed;
 };
 
 class Metrics {

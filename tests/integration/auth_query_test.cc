@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "tests/harness/net_util.h"
 #include "tests/integration/integration_support.h"
 
 namespace pooler::test {
@@ -45,9 +46,11 @@ class AuthQueryTest : public ::testing::Test {
     PoolerConfig config = app_pooler_config(pg);
     config.auth_type = "md5";  // SCRAM secrets are still asked for SCRAM, as PostgreSQL does
     config.users.push_back({kAuthUser, kAuthPassword});
+    metrics_port_ = free_port();
     config.extra_pooler_lines = {
         fmt::format("auth_user = \"{}\"", kAuthUser),
         "auth_query = \"SELECT usename, passwd FROM public.user_lookup($1)\"",
+        fmt::format("metrics_listen = \"127.0.0.1:{}\"", metrics_port_),
     };
     // A database whose auth_query is wrong: its clients get a clear error, others are not disturbed.
     PoolerDatabase broken = config.databases[0];
@@ -75,7 +78,18 @@ class AuthQueryTest : public ::testing::Test {
     return PQerrorMessage(c.get());
   }
 
+  // pooler_auth_query_lookups_total{result="..."} as scraped now (-1 when the scrape failed).
+  static double lookups(const std::string& result) {
+    auto r = http_get(metrics_port_, "/metrics");
+    if (!r) return -1;
+    const std::string series = fmt::format("pooler_auth_query_lookups_total{{result=\"{}\"}} ", result);
+    const auto at = r->body.find(series);
+    if (at == std::string::npos) return -1;
+    return std::stod(r->body.substr(at + series.size()));
+  }
+
   static Stack stack_;
+  static inline int metrics_port_ = 0;
 };
 
 Stack AuthQueryTest::stack_;
@@ -117,7 +131,9 @@ TEST_F(AuthQueryTest, WrongPasswordIsRefused) {
 
 TEST_F(AuthQueryTest, UnknownUserLooksLikeAWrongPassword) {
   // No "does not exist": from outside, an unknown user cannot be told from a known one.
+  const double not_found = lookups("not_found");
   const std::string error = login_error(conninfo("nobody", "whatever"));
+  EXPECT_EQ(lookups("not_found"), not_found + 1);
   EXPECT_NE(error.find("password authentication failed for user \"nobody\""), std::string::npos) << error;
   EXPECT_EQ(error.find("does not exist"), std::string::npos) << error;
 }
@@ -129,7 +145,9 @@ TEST_F(AuthQueryTest, WithoutAuthQueryTheUserDoesNotExist) {
 
 TEST_F(AuthQueryTest, BrokenAuthQueryIsAClearErrorAndDisturbsNoOne) {
   PgConnPtr bystander = connect(conninfo("carol", "carol-pw"));
+  const double failed = lookups("failed");
   const std::string error = login_error(conninfo("carol", "carol-pw", "broken"));
+  EXPECT_EQ(lookups("failed"), failed + 1);
   EXPECT_NE(error.find("auth_query"), std::string::npos) << error;
   EXPECT_NE(error.find("no_such_column"), std::string::npos) << error;
   EXPECT_EQ(query_value(bystander.get(), "SELECT 1"), "1");

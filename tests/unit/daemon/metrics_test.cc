@@ -63,6 +63,7 @@ const std::map<std::string, std::string> kFamilies = {
     {"pooler_client_connections", "gauge"},
     {"pooler_client_connections_refused_total", "counter"},
     {"pooler_config_reloads_total", "counter"},
+    {"pooler_auth_query_lookups_total", "counter"},
     {"pooler_config_last_reload_timestamp_seconds", "gauge"},
     {"pooler_build_info", "gauge"},
     {"pooler_process_start_time_seconds", "gauge"},
@@ -126,6 +127,7 @@ TEST(DaemonMetrics, SerializesBumpedSeriesExactly) {
            R"(pooler_client_connections_refused_total{reason="max_client_conn"} 0)",
            R"(pooler_config_reloads_total{result="success"} 0)",
            R"(pooler_config_reloads_total{result="failure"} 1)",
+           R"(pooler_auth_query_lookups_total{result="not_found"} 0)",
            R"(pooler_build_info{version="1.2.3"} 1)",
        }) {
     EXPECT_TRUE(has_line(text, line)) << "missing: " << line << "\n" << text;
