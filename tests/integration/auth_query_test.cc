@@ -2,7 +2,8 @@
 // against the secret the server stores (SCRAM or md5), and the pooler's own server login then uses the SCRAM
 // keys the client just proved (or the md5 secret), with no plain password anywhere. Unknown users and wrong
 // passwords get the same 28P01; a broken auth_query is a clear error; a password changed on the server
-// applies at the next login; cancel works on connections the pooler logged in itself.
+// applies at the next login; cancel works on connections the pooler logged in itself. A [users] entry that
+// holds only a SCRAM secret takes the same own-login path.
 #include <gtest/gtest.h>
 
 #include <poll.h>
@@ -33,7 +34,8 @@ class AuthQueryTest : public ::testing::Test {
     PgCluster& pg = *stack_.cluster;
     pg.psql("SET password_encryption = 'scram-sha-256'; CREATE ROLE carol LOGIN PASSWORD 'carol-pw'");
     pg.psql("SET password_encryption = 'md5'; CREATE ROLE dora LOGIN PASSWORD 'dora-pw'");
-    pg.psql("GRANT ALL ON DATABASE app TO carol, dora");
+    pg.psql("SET password_encryption = 'scram-sha-256'; CREATE ROLE frank LOGIN PASSWORD 'frank-pw'");
+    pg.psql("GRANT ALL ON DATABASE app TO carol, dora, frank");
     // The usual way to let an unprivileged role read secrets: a SECURITY DEFINER function owned by a
     // superuser, callable only by the auth user.
     pg.psql("CREATE FUNCTION public.user_lookup(name text, OUT usename name, OUT passwd text) "
@@ -46,6 +48,8 @@ class AuthQueryTest : public ::testing::Test {
     PoolerConfig config = app_pooler_config(pg);
     config.auth_type = "md5";  // SCRAM secrets are still asked for SCRAM, as PostgreSQL does
     config.users.push_back({kAuthUser, kAuthPassword});
+    // frank is in [users], but only with the SCRAM secret the server stores: no plain password anywhere.
+    config.users.push_back({"frank", pg.psql("SELECT passwd FROM pg_shadow WHERE usename = 'frank'")});
     metrics_port_ = free_port();
     config.extra_pooler_lines = {
         fmt::format("auth_user = \"{}\"", kAuthUser),
@@ -102,6 +106,16 @@ TEST_F(AuthQueryTest, ServerOnlyScramUserLogsInEndToEnd) {
   const std::string pid = query_value(c.get(), "SELECT pg_backend_pid()");
   EXPECT_EQ(stack_.cluster->psql(fmt::format("SELECT usename FROM pg_stat_activity WHERE pid = {}", pid)), "carol");
   EXPECT_NE(stack_.daemon->log().find("event=auth_query"), std::string::npos);
+}
+
+// Not auth_query, the same mechanism: a [users] entry holding only a SCRAM secret logs in end to end.
+TEST_F(AuthQueryTest, UsersEntryWithOnlyAScramSecretLogsInEndToEnd) {
+  const double found = lookups("found");
+  PgConnPtr c = connect(conninfo("frank", "frank-pw"));
+  EXPECT_EQ(query_value(c.get(), "SELECT current_user"), "frank");
+  EXPECT_EQ(lookups("found"), found) << "a [users] entry needs no lookup";
+  const std::string error = login_error(conninfo("frank", "not-franks"));
+  EXPECT_NE(error.find("password authentication failed for user \"frank\""), std::string::npos) << error;
 }
 
 TEST_F(AuthQueryTest, MoreServerConnectionsLogInWithTheProvenKeys) {
