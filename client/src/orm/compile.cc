@@ -63,6 +63,70 @@ std::size_t single_pk(const EntityInfo& e) {
   return e.pk;
 }
 
+[[noreturn]] void throw_no_foreign_key(std::string_view table) {
+  throw client::ArgumentError(fmt::format("pooler::orm: a many-to-many relationship (through {}) has no foreign key "
+                                          "column on either mapped table",
+                                          table));
+}
+
+EntityInfo make_secondary_info(const Secondary& table, const EntityInfo& (*owner)(), const EntityInfo& (*target)()) {
+  EntityInfo e;
+  e.type = &typeid(Secondary);
+  e.table = std::string(table.table);
+  // Column 0 refers to the owner, column 1 to the target: both NOT NULL, together the key, and cascading so
+  // that deleting either row (from SQL too) removes the link.
+  for (auto [name, side] : {std::pair{table.local_column, owner}, std::pair{table.remote_column, target}}) {
+    const EntityInfo& referenced = side();
+    const ColumnInfo& key = referenced.columns[single_pk(referenced)];
+    ColumnInfo c;
+    c.name = std::string(name);
+    c.ddl = key.plain_ddl;
+    c.plain_ddl = key.plain_ddl;
+    c.primary_key = true;
+    c.nullable = false;
+    c.foreign = ForeignKeyTarget{side, [side] { return single_pk(side()); }};
+    c.ondelete = "CASCADE";
+    e.columns.push_back(std::move(c));
+  }
+  if (e.columns[0].name == e.columns[1].name) {
+    throw client::ArgumentError("pooler::orm: secondary(" + e.table + "): both columns are named " + e.columns[0].name);
+  }
+  e.pk = 0;
+  e.pks = {0, 1};
+  return e;
+}
+
+namespace {
+// Owner column = $1 AND target column = $2 of the association table.
+void secondary_row_condition(SqlWriter& w, const EntityInfo& sec, client::Value owner_key, client::Value target_key) {
+  // One statement per bind: the order of operands of + is unspecified, and $1 must be the owner's key.
+  w.sql += qualified(sec.table, sec, 0) + " = ";
+  w.sql += w.bind(std::move(owner_key));
+  w.sql += " AND " + qualified(sec.table, sec, 1) + " = ";
+  w.sql += w.bind(std::move(target_key));
+}
+}  // namespace
+
+Compiled compile_secondary_insert(const EntityInfo& owner, std::size_t rel, client::Value owner_key,
+                                  client::Value target_key) {
+  const EntityInfo& sec = owner.relationships.at(rel).secondary();
+  SqlWriter w;
+  w.sql = fmt::format("INSERT INTO {} ({}, {}) VALUES (", quote(sec.table), quote(sec.columns[0].name),
+                      quote(sec.columns[1].name));
+  w.sql += w.bind(std::move(owner_key)) + ", ";
+  w.sql += w.bind(std::move(target_key)) + ") ON CONFLICT DO NOTHING";
+  return Compiled{std::move(w.sql), std::move(w.params)};
+}
+
+Compiled compile_secondary_delete(const EntityInfo& owner, std::size_t rel, client::Value owner_key,
+                                  client::Value target_key) {
+  const EntityInfo& sec = owner.relationships.at(rel).secondary();
+  SqlWriter w;
+  w.sql = "DELETE FROM " + quote(sec.table) + " WHERE ";
+  secondary_row_condition(w, sec, std::move(owner_key), std::move(target_key));
+  return Compiled{std::move(w.sql), std::move(w.params)};
+}
+
 void throw_detached(std::string_view what) {
   throw DetachedInstanceError(fmt::format(
       "this {} is not loaded and its parent is not in a session (the session was closed, or the object was "
@@ -342,6 +406,16 @@ Compiled compile_select(const SelectCore& s, SelectLayout* layout) {
       if (!wrap) return qualified(opt.owner->table, *opt.owner, column);
       return anon + "." + quote(fmt::format("c{}", lay.item_offsets[static_cast<std::size_t>(e.item)] + static_cast<int>(column)));
     };
+    if (rel.secondary != nullptr) {
+      // Many-to-many: owner → association row → target, both outer so owners without links stay.
+      const EntityInfo& sec = rel.secondary();
+      std::string sec_alias = fmt::format("{}_{}", sec.table, e.option + 1);
+      eager_joins += fmt::format(" LEFT OUTER JOIN {} AS {} ON {} = {}", quote(sec.table), quote(sec_alias),
+                                 qualified(sec_alias, sec, 0), owner_column(single_pk(*opt.owner)));
+      eager_joins += fmt::format(" LEFT OUTER JOIN {} AS {} ON {} = {}", quote(target.table), quote(alias),
+                                 qualified(alias, target, single_pk(target)), qualified(sec_alias, sec, 1));
+      continue;
+    }
     std::size_t fk = rel.fk_column();
     std::string parent_pk =
         rel.many ? owner_column(single_pk(*opt.owner)) : qualified(alias, target, single_pk(target));

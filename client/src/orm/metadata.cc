@@ -1,6 +1,8 @@
 // DDL for mapped tables, SQLAlchemy-style: columns, then PRIMARY KEY, UNIQUE and FOREIGN KEY constraints.
 #include "pooler/orm/metadata.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "client/src/orm/compile.h"
@@ -8,7 +10,25 @@
 
 namespace pooler::orm {
 
-MetaData::MetaData(std::vector<const detail::EntityInfo*> tables) : tables_(detail::dependency_order(std::move(tables))) {}
+namespace {
+// The mapped tables plus the association tables of their many-to-many relationships (each once, though both
+// sides name it), so that dependency_order puts those after both tables they refer to.
+std::vector<const detail::EntityInfo*> with_secondaries(std::vector<const detail::EntityInfo*> tables) {
+  const std::size_t mapped = tables.size();
+  for (std::size_t i = 0; i < mapped; ++i) {
+    for (const auto& rel : tables[i]->relationships) {
+      if (rel.secondary == nullptr) continue;
+      const detail::EntityInfo* sec = &rel.secondary();
+      bool known = std::any_of(tables.begin(), tables.end(), [&](const auto* t) { return t->table == sec->table; });
+      if (!known) tables.push_back(sec);
+    }
+  }
+  return tables;
+}
+}  // namespace
+
+MetaData::MetaData(std::vector<const detail::EntityInfo*> tables)
+    : tables_(detail::dependency_order(with_secondaries(std::move(tables)))) {}
 
 std::vector<std::string> MetaData::sorted_tables() const {
   std::vector<std::string> out;

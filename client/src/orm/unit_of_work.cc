@@ -108,6 +108,11 @@ struct UnitOfWork::Entry {
   bool dead = false;             // removed; skipped until State::compact() drops it
   std::uint16_t inserted_at = 0;  // level of its INSERT
   std::uint16_t written_at = 0;   // level of its last UPDATE/DELETE (flushed or bulk)
+  // Many-to-many collections as the database has them: per relationship, the related objects' keys when the
+  // session loaded the collection or flushed it (empty optional: not known, e.g. never loaded). Flush writes the
+  // difference to the association table. Cleared whenever the collection goes back to "not loaded".
+  std::vector<std::optional<std::vector<std::string>>> links;
+  std::uint16_t links_written_at = 0;  // level of the last association row written for its collections
 
   // The identity key: the key columns of the snapshot (a persistent object always has one, and flush never
   // UPDATEs key columns), so a single-column key costs no copy per loaded row. `buf` holds a composite one.
@@ -356,7 +361,7 @@ UnitOfWork::UnitOfWork(Hooks hooks, bool autoflush) : state_(std::make_unique<St
   state_->hooks = std::move(hooks);
   state_->autoflush = autoflush;
 }
-UnitOfWork::~UnitOfWork() = default;
+UnitOfWork::~UnitOfWork() { release_links(); }
 
 // --- object bookkeeping ----------------------------------------------------------------------------------
 
@@ -434,8 +439,18 @@ bool UnitOfWork::is_modified(const void* obj) const {
 
 namespace {
 // Back to "not loaded" (loaded again on next access), as expiring does in SQLAlchemy.
-void reset_relationships(const std::vector<std::shared_ptr<LazyLoader>>& loaders, const EntityInfo& info, void* obj) {
-  for (std::size_t i = 0; i < info.relationships.size(); ++i) info.relationships[i].set_lazy(obj, loaders[i]);
+void reset_relationships(const std::vector<std::shared_ptr<LazyLoader>>& loaders, UnitOfWork::Entry& e) {
+  for (std::size_t i = 0; i < e.info->relationships.size(); ++i) {
+    e.info->relationships[i].set_lazy(e.obj.get(), loaders[i]);
+  }
+  e.links.clear();
+}
+// Only the many-to-many collections (their association rows were rolled back; the rest of the object was not).
+void reset_links(const std::vector<std::shared_ptr<LazyLoader>>& loaders, UnitOfWork::Entry& e) {
+  for (std::size_t i = 0; i < e.info->relationships.size(); ++i) {
+    if (e.info->relationships[i].secondary != nullptr) e.info->relationships[i].set_lazy(e.obj.get(), loaders[i]);
+  }
+  e.links.clear();
 }
 }  // namespace
 
@@ -444,14 +459,14 @@ void UnitOfWork::expire(const void* obj) {
   if (e == nullptr) throw UnmappedInstanceError("expire(): the object is not in this session");
   if (e->status == Entry::Status::kPending) return;
   e->expired = true;
-  reset_relationships(loaders_for(state_->loaders, weak_from_this(), *e->info), *e->info, e->obj.get());
+  reset_relationships(loaders_for(state_->loaders, weak_from_this(), *e->info), *e);
 }
 
 void UnitOfWork::expire_all() {
   for (auto& e : state_->entries) {
     if (e.dead || e.status == Entry::Status::kPending) continue;
     e.expired = true;
-    reset_relationships(loaders_for(state_->loaders, weak_from_this(), *e.info), *e.info, e.obj.get());
+    reset_relationships(loaders_for(state_->loaders, weak_from_this(), *e.info), e);
   }
 }
 
@@ -459,7 +474,25 @@ void UnitOfWork::expunge(const void* obj) {
   if (Entry* e = state_->find(obj)) state_->remove(*e);
 }
 
-void UnitOfWork::expunge_all() { state_->clear(); }
+void UnitOfWork::expunge_all() {
+  release_links();
+  state_->clear();
+}
+
+void UnitOfWork::release_links() {
+  // C++ has no cycle collector: two loaded sides of a back_populates pair own each other, and would outlive
+  // every other holder. Unloading them when the session lets its objects go breaks that; reading them later
+  // raises DetachedInstanceError, as for any unloaded relationship of a detached object.
+  auto self = weak_from_this();
+  for (auto& e : state_->entries) {
+    if (e.dead) continue;
+    const auto& rels = e.info->relationships;
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      if (rels[i].secondary == nullptr || rels[i].back() == kNone || !rels[i].loaded(e.obj.get())) continue;
+      rels[i].set_lazy(e.obj.get(), loaders_for(state_->loaders, self, *e.info)[i]);
+    }
+  }
+}
 
 // --- loading ---------------------------------------------------------------------------------------------
 
@@ -609,7 +642,39 @@ client::Value array_of(const std::vector<client::Value>& values) {
   return client::Value::text(client::detail::encode_array(elements), array_type);
 }
 
+// An object's single-column primary key as text (as the server prints it, and as the identity map keys it).
+std::string key_text(const EntityInfo& info, const void* obj) {
+  client::Value v = info.encode(obj, single_pk(info));
+  return v.is_null() ? std::string() : *v.data();
+}
+
+// The session just filled many-to-many collection `rel` of the object of `e` from the database: that is now
+// what flush compares the collection with.
+void record_links(UnitOfWork::Entry* e, std::size_t rel, const std::vector<std::shared_ptr<void>>& items) {
+  if (e == nullptr) return;
+  const EntityInfo& target = e->info->relationships[rel].target();
+  std::vector<std::string> keys;
+  keys.reserve(items.size());
+  for (const auto& i : items) keys.push_back(key_text(target, i.get()));
+  e->links.resize(e->info->relationships.size());
+  e->links[rel] = std::move(keys);
+}
+
 }  // namespace
+
+SelectCore secondary_select(const EntityInfo& owner, std::size_t index, const std::vector<client::Value>& owner_keys) {
+  const auto& rel = owner.relationships.at(index);
+  const EntityInfo& sec = rel.secondary();
+  const EntityInfo& target = rel.target();
+  SelectCore q;
+  q.items.push_back({&target, nullptr});
+  q.items.push_back({nullptr, column_node(sec, 0)});  // which parent each row is for
+  q.joins.push_back({&sec, binary_node("=", column_node(sec, 1), column_node(target, single_pk(target))), false});
+  q.where.push_back(binary_node("=", column_node(sec, 0),
+                                list_node(Node::Kind::kFunction, {param_node(array_of(owner_keys))}, "ANY")));
+  q.order_by.push_back({column_node(target, single_pk(target)), false, true});
+  return q;
+}
 
 std::vector<std::shared_ptr<void>> UnitOfWork::load_relationship(const EntityInfo& owner, std::size_t index,
                                                                  const void* parent) {
@@ -623,6 +688,16 @@ std::vector<std::shared_ptr<void>> UnitOfWork::load_relationship(const EntityInf
   const EntityInfo& target = rel.target();
   SelectCore s;
   s.items.push_back({&target, nullptr});
+  if (rel.secondary != nullptr) {
+    const EntityInfo& sec = rel.secondary();
+    client::Value key = owner.encode(parent, single_pk(owner));
+    s.joins.push_back({&sec, binary_node("=", column_node(sec, 1), column_node(target, single_pk(target))), false});
+    s.where.push_back(binary_node("=", column_node(sec, 0), param_node(std::move(key))));
+    s.order_by.push_back({column_node(target, single_pk(target)), false, true});
+    Loaded loaded = select(s);
+    record_links(state_->find(parent), index, loaded.objects);
+    return std::move(loaded.objects);
+  }
   if (rel.many) {
     client::Value key = owner.encode(parent, single_pk(owner));
     s.where.push_back(binary_node("=", column_node(target, rel.fk_column()), param_node(std::move(key))));
@@ -690,6 +765,7 @@ UnitOfWork::Loaded UnitOfWork::run_select(const SelectCore& s) {
     for (const auto& p : parents) {
       auto& kids = children[p.get()];
       rel.set_items(p.get(), kids, rel.many);
+      if (rel.secondary != nullptr) record_links(state_->find(p.get()), opt.relationship, kids);
       if (rel.many) back_populate(rel, p, kids);
     }
     if (rel.many) out.dedupe = true;
@@ -724,7 +800,31 @@ UnitOfWork::Loaded UnitOfWork::run_select(const SelectCore& s) {
     }
     if (parents.empty()) continue;
     auto& ids = state_->identity[&target];
-    if (rel.many) {
+    if (rel.secondary != nullptr) {
+      std::vector<client::Value> keys;
+      std::unordered_map<std::string, std::shared_ptr<void>> by_key;
+      for (const auto& p : parents) {
+        client::Value k = opt.owner->encode(p.get(), single_pk(*opt.owner));
+        by_key.emplace(*k.data(), p);
+        keys.push_back(std::move(k));
+      }
+      Loaded kids = select(secondary_select(*opt.owner, opt.relationship, keys));
+      const int parent_column = kids.layout.item_offsets[1];
+      auto kpg = kids.result.driver_result();
+      std::unordered_map<const void*, std::vector<std::shared_ptr<void>>> grouped;
+      for (std::size_t r = 0; r < kids.result.size(); ++r) {
+        const int row = static_cast<int>(r);
+        std::string_view owner_key(PQgetvalue(kpg.get(), row, parent_column),
+                                   static_cast<std::size_t>(PQgetlength(kpg.get(), row, parent_column)));
+        auto parent = by_key.find(std::string(owner_key));
+        if (parent != by_key.end()) grouped[parent->second.get()].push_back(kids.objects[r * kids.items]);
+      }
+      for (const auto& p : parents) {
+        auto& v = grouped[p.get()];
+        rel.set_items(p.get(), v, true);
+        record_links(state_->find(p.get()), opt.relationship, v);
+      }
+    } else if (rel.many) {
       std::vector<client::Value> keys;
       std::unordered_map<std::string, std::shared_ptr<void>> by_key;
       for (const auto& p : parents) {
@@ -826,7 +926,7 @@ void UnitOfWork::refresh(const void* obj) {
   info.load(e.obj.get(), result_columns(pg.get(), 0, info.columns.size()), 0);
   e.set_snapshot(SnapshotRef(pg), 0, 0);
   e.expired = false;
-  reset_relationships(loaders_for(state_->loaders, weak_from_this(), info), info, e.obj.get());
+  reset_relationships(loaders_for(state_->loaders, weak_from_this(), info), e);
 }
 
 std::shared_ptr<void> UnitOfWork::merge(const EntityInfo& info, const void* obj) {
@@ -915,7 +1015,7 @@ void UnitOfWork::flush() {
             if (items.empty()) continue;
             const EntityInfo& target = rel.target();
             t->assign(e->obj.get(), rel.fk_column(), target.encode(items.front().get(), single_pk(target)));
-          } else if (rel.many && &rel.target() == t) {
+          } else if (rel.many && rel.secondary == nullptr && &rel.target() == t) {
             client::Value key = e->info->encode(e->obj.get(), single_pk(*e->info));
             for (const auto& child : rel.items(e->obj.get())) t->assign(child.get(), rel.fk_column(), key);
           }
@@ -988,6 +1088,9 @@ void UnitOfWork::flush() {
         }
       }
     }
+    // Association rows: both sides now have their keys; links of objects about to be deleted go first.
+    current = nullptr;
+    flush_links(work);
     // DELETEs: referencing tables before referenced ones.
     for (auto t = types.rbegin(); t != types.rend(); ++t) {
       for (Entry* e : work) {
@@ -1025,6 +1128,146 @@ void UnitOfWork::flush() {
   }
 }
 
+void UnitOfWork::flush_links(const std::vector<Entry*>& work) {
+  // One change per association row, whichever side's collection (or both) says so; a link both added (on one
+  // side) and removed (on the other) in the same flush is kept. Adds are INSERT … ON CONFLICT DO NOTHING, so a
+  // collection never loaded before (nothing to compare with) cannot duplicate a row.
+  struct Link {
+    const EntityInfo* owner;
+    std::size_t rel;
+    std::string owner_key;
+    std::string target_key;
+    client::Value owner_value;  // the keys as parameters, typed as their columns
+    client::Value target_value;
+  };
+  std::vector<Link> adds;
+  std::vector<Link> removes;
+  std::unordered_set<std::string> added;
+  std::unordered_set<std::string> removed;
+  // The row's identity whichever side names it: table, then both column=value in column-name order.
+  auto row_id = [](const Link& l) {
+    const EntityInfo& sec = l.owner->relationships[l.rel].secondary();
+    std::string a = sec.columns[0].name + '=' + l.owner_key;
+    std::string b = sec.columns[1].name + '=' + l.target_key;
+    if (b < a) std::swap(a, b);
+    return sec.table + '\0' + a + '\0' + b;
+  };
+  const std::uint16_t level = state_->level();
+  for (Entry* e : work) {
+    if (e->status != Entry::Status::kPersistent) continue;
+    const auto& rels = e->info->relationships;
+    for (std::size_t i = 0; i < rels.size(); ++i) {
+      const auto& rel = rels[i];
+      if (rel.secondary == nullptr || !rel.loaded(e->obj.get())) continue;
+      const EntityInfo& target = rel.target();
+      std::vector<std::string> now;
+      for (const auto& item : rel.items(e->obj.get())) {
+        const Entry* te = state_->find(item.get());
+        if (te != nullptr && te->status == Entry::Status::kMarkedDeleted) continue;  // its rows go with it
+        now.push_back(key_text(target, item.get()));
+      }
+      const client::Value owner_value = e->info->encode(e->obj.get(), single_pk(*e->info));
+      const std::string owner_key = key_text(*e->info, e->obj.get());
+      // A removed object may be gone from memory: its key's text, typed by the server from the column.
+      auto target_value = [&](const std::string& k) {
+        Entry* te = state_->identity[&target].find(k);
+        if (te != nullptr) return target.encode(te->obj.get(), single_pk(target));
+        return client::Value::text(k, client::oid::kUnknown);
+      };
+      const std::vector<std::string>* known = i < e->links.size() && e->links[i] ? &*e->links[i] : nullptr;
+      bool changed = false;
+      for (const auto& k : now) {
+        if (known != nullptr && std::find(known->begin(), known->end(), k) != known->end()) continue;
+        Link l{e->info, i, owner_key, k, owner_value, target_value(k)};
+        if (added.insert(row_id(l)).second) adds.push_back(std::move(l));
+        changed = true;
+      }
+      if (known != nullptr) {
+        for (const auto& k : *known) {
+          if (std::find(now.begin(), now.end(), k) != now.end()) continue;
+          Link l{e->info, i, owner_key, k, owner_value, target_value(k)};
+          if (removed.insert(row_id(l)).second) removes.push_back(std::move(l));
+          changed = true;
+        }
+      }
+      e->links.resize(rels.size());
+      e->links[i] = std::move(now);
+      if (changed) e->links_written_at = level;
+    }
+  }
+  // The other side's loaded collection (back_populates) shows the change too, as SQLAlchemy's in-memory
+  // back-population would have; its recorded links follow, so it does not write the row again.
+  auto other_side = [&](const Link& l, bool add) {
+    const auto& rel = l.owner->relationships[l.rel];
+    const std::size_t back = rel.back();
+    if (back == kNone) return;
+    const EntityInfo& target = rel.target();
+    Entry* te = state_->identity[&target].find(l.target_key);
+    Entry* oe = state_->identity[l.owner].find(l.owner_key);
+    if (te == nullptr || oe == nullptr) return;
+    const auto& brel = target.relationships[back];
+    if (!brel.loaded(te->obj.get())) return;
+    auto items = brel.items(te->obj.get());
+    auto at = std::find(items.begin(), items.end(), oe->obj);
+    if (add == (at != items.end())) return;
+    if (add) {
+      items.push_back(oe->obj);
+    } else {
+      items.erase(at);
+    }
+    brel.set_items(te->obj.get(), items, true);
+    if (back < te->links.size() && te->links[back]) {
+      auto& keys = *te->links[back];
+      if (add) {
+        keys.push_back(l.owner_key);
+      } else {
+        std::erase(keys, l.owner_key);
+      }
+    }
+    te->links_written_at = level;
+  };
+  for (const Link& l : removes) {
+    if (added.contains(row_id(l))) continue;
+    (void)state_->hooks.execute(compile_secondary_delete(*l.owner, l.rel, l.owner_value, l.target_value));
+    other_side(l, false);
+  }
+  for (const Link& l : adds) {
+    (void)state_->hooks.execute(compile_secondary_insert(*l.owner, l.rel, l.owner_value, l.target_value));
+    other_side(l, true);
+  }
+  // Objects being deleted: their association rows go first (the foreign keys cascade too, but a table made
+  // elsewhere may not), and loaded collections elsewhere forget them.
+  for (Entry* e : work) {
+    if (e->status != Entry::Status::kMarkedDeleted) continue;
+    const auto& rels = e->info->relationships;
+    for (const auto& rel : rels) {
+      if (rel.secondary == nullptr) continue;
+      const EntityInfo& sec = rel.secondary();
+      SqlWriter w;
+      w.sql = "DELETE FROM " + quote(sec.table) + " WHERE " + qualified(sec.table, sec, 0) + " = " +
+              w.bind(e->info->encode(e->obj.get(), single_pk(*e->info)));
+      (void)state_->hooks.execute(Compiled{std::move(w.sql), std::move(w.params)});
+    }
+    for (Entry* o : state_->live()) {
+      if (o->status == Entry::Status::kDeleted || o == e) continue;
+      const auto& orels = o->info->relationships;
+      for (std::size_t i = 0; i < orels.size(); ++i) {
+        const auto& rel = orels[i];
+        if (rel.secondary == nullptr || &rel.target() != e->info || !rel.loaded(o->obj.get())) continue;
+        auto items = rel.items(o->obj.get());
+        auto at = std::find(items.begin(), items.end(), e->obj);
+        if (at == items.end()) continue;
+        items.erase(at);
+        rel.set_items(o->obj.get(), items, true);
+        // Only here is the key needed: an entity with a composite key is never a many-to-many target.
+        if (i < o->links.size() && o->links[i]) std::erase(*o->links[i], key_text(*e->info, e->obj.get()));
+        o->links_written_at = level;
+      }
+    }
+    e->links_written_at = level;
+  }
+}
+
 void UnitOfWork::undo_failed_flush() {
   // Inside a savepoint only the savepoint is lost (SQLAlchemy's begin_nested use: try, and carry on without).
   if (state_->depth > 0) {
@@ -1056,6 +1299,7 @@ void UnitOfWork::after_commit(bool expire) {
     }
     e.inserted_at = 0;
     e.written_at = 0;
+    e.links_written_at = 0;
   }
   state_->depth = 0;
   state_->compact();
@@ -1095,7 +1339,7 @@ void UnitOfWork::after_rollback() {
     if (e.dead) continue;
     e.expired = true;
     e.written_at = 0;
-    reset_relationships(loaders_for(state_->loaders, self, *e.info), *e.info, e.obj.get());
+    reset_relationships(loaders_for(state_->loaders, self, *e.info), e);
   }
   state_->compact();
 }
@@ -1111,6 +1355,7 @@ void UnitOfWork::savepoint_released(std::size_t depth) {
     if (e.dead) continue;
     e.inserted_at = std::min(e.inserted_at, static_cast<std::uint16_t>(inside - 1));
     e.written_at = std::min(e.written_at, static_cast<std::uint16_t>(inside - 1));
+    e.links_written_at = std::min(e.links_written_at, static_cast<std::uint16_t>(inside - 1));
   }
   state_->depth = static_cast<std::uint16_t>(depth - 1);
 }
@@ -1120,7 +1365,7 @@ void UnitOfWork::savepoint_rolled_back(std::size_t depth) {
   state_->depth = static_cast<std::uint16_t>(depth - 1);
   read_again(stale);
   auto self = weak_from_this();
-  for (Entry* e : stale) reset_relationships(loaders_for(state_->loaders, self, *e->info), *e->info, e->obj.get());
+  for (Entry* e : stale) reset_relationships(loaders_for(state_->loaders, self, *e->info), *e);
   state_->compact();
 }
 
@@ -1137,6 +1382,11 @@ std::vector<UnitOfWork::Entry*> UnitOfWork::undo_writes(std::uint16_t level) {
       if (e.inserted_at >= level && e.key_from_server) e.info->clear(e.obj.get(), e.info->pk);
       state_->remove(e);
       continue;
+    }
+    if (e.links_written_at >= level) {
+      // Association rows written since are gone: the collections load again, as they now are.
+      reset_links(loaders_for(state_->loaders, weak_from_this(), *e.info), e);
+      e.links_written_at = static_cast<std::uint16_t>(level - 1);
     }
     bool changed = e.written_at >= level || e.status == Entry::Status::kMarkedDeleted;
     if (e.status == Entry::Status::kDeleted && e.written_at >= level) {

@@ -11,6 +11,7 @@
 //     };
 //     static inline const auto relationships = std::tuple{
 //         relationship(&User::posts, &Post::author_id).back_populates(&Post::author),
+//         relationship(&User::groups, secondary("user_groups", "user_id", "group_id")),  // many-to-many
 //     };
 //   };
 #pragma once
@@ -295,6 +296,45 @@ template <class C, class T, class K>
   return {member, fk};
 }
 
+// The association table of a many-to-many relationship (SQLAlchemy's secondary=): its name, the column referring
+// to this side's primary key, and the column referring to the other side's. metadata<…>().create_all creates it.
+struct Secondary {
+  std::string_view table;
+  std::string_view local_column;   // refers to the owner's primary key
+  std::string_view remote_column;  // refers to the related type's primary key
+};
+[[nodiscard]] constexpr Secondary secondary(std::string_view table, std::string_view local_column,
+                                            std::string_view remote_column) {
+  return {table, local_column, remote_column};
+}
+
+// relationship(&Student::courses, secondary("enrollments", "student_id", "course_id")): many-to-many, rows of
+// the association table linking the two primary keys.
+template <class C, class T>
+struct SecondaryRelationship {
+  using owner_type = C;
+  using member_type = Many<T>;
+  Many<T> C::*member;
+  Secondary table;
+  std::function<std::size_t()> back{};  // the collection on the other side (back_populates), if any
+
+  template <class U, class B>
+  [[nodiscard]] SecondaryRelationship back_populates(B U::*other) const;
+};
+
+template <class C, class T>
+[[nodiscard]] SecondaryRelationship<C, T> relationship(Many<T> C::*member, Secondary table) {
+  return {member, table};
+}
+// Anything but a Many<U> member with secondary(): say so rather than list the overloads.
+template <class C, class M>
+  requires(!requires { typename M::element_type; requires std::same_as<M, Many<typename M::element_type>>; })
+void relationship(M C::*, Secondary) {
+  static_assert(sizeof(M) == 0,
+                "pooler::orm::relationship(…, secondary(…)): a many-to-many member must be pooler::orm::Many<U> "
+                "of a mapped U");
+}
+
 // --- runtime description of a mapped type (type-erased; one per T) ----------------------------------------
 
 namespace detail {
@@ -336,6 +376,7 @@ std::size_t single_pk(const EntityInfo& e);
 struct ColumnInfo {
   std::string name;
   std::string ddl;  // type as in CREATE TABLE (SERIAL for autoincrementing integer keys)
+  std::string plain_ddl;  // the type without SERIAL, for columns referring to this one
   bool primary_key = false;
   bool unique = false;
   bool index = false;
@@ -348,7 +389,10 @@ struct ColumnInfo {
 };
 
 struct RelationshipInfo {
-  bool many = false;                       // Many<T> (one-to-many) or One<T> (many-to-one)
+  bool many = false;                       // Many<T> (one-to-many, many-to-many) or One<T> (many-to-one)
+  // Many-to-many: the association table as an entity of two columns (0 refers to the owner, 1 to the target;
+  // both the primary key). Null for the other kinds, which have fk_column instead.
+  const EntityInfo& (*secondary)() = nullptr;
   const EntityInfo& (*target)() = nullptr;  // the entity on the other side
   const EntityInfo& (*child)() = nullptr;   // the entity holding the foreign key
   std::function<std::size_t()> fk_column;  // index of the foreign key in child's columns
@@ -591,6 +635,19 @@ struct RelationshipOps {
   }
 };
 
+// The association table of relationship I of T, built on first use (it needs both sides' key columns).
+EntityInfo make_secondary_info(const Secondary& table, const EntityInfo& (*owner)(), const EntityInfo& (*target)());
+template <class T, std::size_t I>
+const EntityInfo& secondary_info() {
+  static const EntityInfo info = [] {
+    const auto& r = std::get<I>(mapping<T>::relationships);
+    using Target = typename std::remove_cvref_t<decltype(r)>::member_type::element_type;
+    return make_secondary_info(r.table, &entity_info<T>, &entity_info<Target>);
+  }();
+  return info;
+}
+[[noreturn]] void throw_no_foreign_key(std::string_view table);
+
 template <class T, std::size_t I>
 RelationshipInfo make_relationship_info() {
   const auto& r = std::get<I>(mapping<T>::relationships);
@@ -600,8 +657,14 @@ RelationshipInfo make_relationship_info() {
   info.many = R::member_type::is_many;
   info.target = &entity_info<Target>;
   info.child = info.many ? &entity_info<Target> : &entity_info<T>;
-  auto fk = r.fk;
-  info.fk_column = [fk] { return column_index(fk); };
+  if constexpr (requires { r.table; }) {
+    info.secondary = &secondary_info<T, I>;
+    std::string table(r.table.table);
+    info.fk_column = [table]() -> std::size_t { throw_no_foreign_key(table); };
+  } else {
+    auto fk = r.fk;
+    info.fk_column = [fk] { return column_index(fk); };
+  }
   info.back = r.back ? r.back : std::function<std::size_t()>([] { return static_cast<std::size_t>(-1); });
   info.loaded = &RelationshipOps<T, I>::loaded;
   info.items = &RelationshipOps<T, I>::items;
@@ -632,6 +695,7 @@ EntityInfo make_entity_info() {
     ci.nullable = c.is_nullable && !c.is_primary_key;
     ci.autoincrement = c.is_primary_key && c.is_autoincrement && std::is_integral_v<Base> && !std::same_as<Base, bool>;
     ci.ddl = ddl_type(c.type, ci.autoincrement);
+    ci.plain_ddl = ddl_type(c.type, false);
     ci.optional_member = client::detail::is_optional_v<typename Col::value_type>;
     ci.server_default = std::string(c.server_default_sql);
     ci.foreign = c.foreign;
@@ -689,6 +753,16 @@ Relationship<C, R, FkOwner, K> Relationship<C, R, FkOwner, K>::back_populates(B 
   return r;
 }
 
+template <class C, class T>
+template <class U, class B>
+SecondaryRelationship<C, T> SecondaryRelationship<C, T>::back_populates(B U::*other) const {
+  static_assert(std::same_as<U, T>, "back_populates names a member of the related type");
+  static_assert(std::same_as<B, Many<C>>, "back_populates of a many-to-many names the Many<> on the other side");
+  SecondaryRelationship r = *this;
+  r.back = [other] { return detail::relationship_index(other); };
+  return r;
+}
+
 // --- relationship members ----------------------------------------------------------------------------------
 
 // One-to-many collection (User::posts). Owns its elements. A collection of an object the session loaded is
@@ -727,7 +801,8 @@ class Many {
   }
   std::shared_ptr<T> add(T item) { return add(std::make_shared<T>(std::move(item))); }
   void push_back(std::shared_ptr<T> item) { add(std::move(item)); }
-  // Removes it from the collection (flush then sets its foreign key to NULL, as SQLAlchemy does).
+  // Removes it from the collection (flush then sets its foreign key to NULL, as SQLAlchemy does; of a
+  // many-to-many collection, flush deletes the association row).
   void remove(const std::shared_ptr<T>& item) {
     load();
     std::erase(items_, item);

@@ -57,6 +57,15 @@ struct SelectLayout {
 };
 Compiled compile_select(const SelectCore& s, SelectLayout* layout = nullptr);
 
+// What the unit of work sends for the many-to-many relationship `rel` of `owner`: selectinload's query (the
+// targets with the association's owner-key column last, for every key in `owner_keys`), and one association
+// row's INSERT (a row already there is left alone: both sides of a back_populates pair may name it) and DELETE.
+SelectCore secondary_select(const EntityInfo& owner, std::size_t rel, const std::vector<client::Value>& owner_keys);
+Compiled compile_secondary_insert(const EntityInfo& owner, std::size_t rel, client::Value owner_key,
+                                  client::Value target_key);
+Compiled compile_secondary_delete(const EntityInfo& owner, std::size_t rel, client::Value owner_key,
+                                  client::Value target_key);
+
 struct DmlCore {
   const EntityInfo* entity = nullptr;
   bool is_delete = false;
@@ -143,6 +152,18 @@ class Select {
   template <class C, class R>
     requires requires { R::is_many; }
   [[nodiscard]] Select join(R C::*relationship, bool outer = false) const {
+    const auto& owner = detail::entity_info<C>();
+    const auto& rel = owner.relationships[detail::relationship_index(relationship)];
+    if (rel.secondary != nullptr) {
+      // Many-to-many: through the association table, as SQLAlchemy joins a secondary.
+      const auto& sec = rel.secondary();
+      const auto& target = rel.target();
+      auto to_sec = detail::binary_node("=", detail::column_node(sec, 0),
+                                        detail::column_node(owner, detail::single_pk(owner)));
+      auto to_target = detail::binary_node("=", detail::column_node(target, detail::single_pk(target)),
+                                           detail::column_node(sec, 1));
+      return add_join(&sec, to_sec, outer).add_join(&target, to_target, outer);
+    }
     return add_join(&detail::entity_info<typename R::element_type>(), relationship_on(relationship), outer);
   }
   template <class C, class R>

@@ -89,6 +89,11 @@ class UnitOfWork : public std::enable_shared_from_this<UnitOfWork> {
  private:
   Loaded run_select(const SelectCore& s);  // select() without autoflush
   void undo_failed_flush();
+  // Flush's association-table part (many-to-many): rows for links added to and removed from collections, and
+  // the rows of objects about to be deleted.
+  void flush_links(const std::vector<Entry*>& work);
+  // At the session's end: unload many-to-many collections with back_populates, which may hold each other.
+  void release_links();
   void after_rollback();
   // The session side of a rollback of the writes made at `level` and above (1: the whole transaction, n + 1:
   // inside the n-th savepoint). Returns the objects it expired because that work changed them.
