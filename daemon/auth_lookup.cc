@@ -126,9 +126,14 @@ void AuthLookup::pump(Channel& ch) {
   // Cancelled requests need no connection.
   while (!ch.waiting.empty() && !pending_.contains(ch.waiting.front().ticket)) ch.waiting.pop_front();
   if (ch.waiting.empty()) return;
+  // A snapshot: running a request can fail at once and drop that connection (or, through the callbacks,
+  // pump again), which would invalidate an iteration over ch.conns.
+  std::vector<ServerConn*> conns;
+  for (auto& [raw, conn] : ch.conns) conns.push_back(raw);
   std::size_t connecting = 0;
-  for (auto& [raw, conn] : ch.conns) {
+  for (ServerConn* raw : conns) {
     if (ch.waiting.empty()) return;
+    if (!ch.conns.contains(raw)) continue;
     if (raw->state() == ServerConn::State::kConnecting) ++connecting;
     if (raw->state() != ServerConn::State::kIdle || !raw->is_clean()) continue;
     Request req = std::move(ch.waiting.front());

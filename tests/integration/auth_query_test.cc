@@ -130,6 +130,34 @@ TEST_F(AuthQueryTest, MoreServerConnectionsLogInWithTheProvenKeys) {
   for (auto& c : conns) EXPECT_EQ(query_value(c.get(), "SELECT current_user"), "carol");
 }
 
+// More lookups at once than the lookup has connections (4): they queue, and each gets its own answer.
+TEST_F(AuthQueryTest, ConcurrentLookupsQueueAndEachGetsItsAnswer) {
+  constexpr int kClients = 16;
+  std::vector<std::string> outcome(kClients);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([i, &outcome] {
+      const bool known = i % 2 == 0;
+      PgConnPtr c = try_connect(conninfo(known ? "carol" : "nobody", known ? "carol-pw" : "x"));
+      if (PQstatus(c.get()) != CONNECTION_OK) {
+        outcome[i] = PQerrorMessage(c.get());
+        return;
+      }
+      PgResultPtr r(PQexec(c.get(), "SELECT current_user"));
+      outcome[i] = PQresultStatus(r.get()) == PGRES_TUPLES_OK ? PQgetvalue(r.get(), 0, 0) : "query failed";
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kClients; ++i) {
+    if (i % 2 == 0) {
+      EXPECT_EQ(outcome[i], "carol") << "client " << i;
+    } else {
+      EXPECT_NE(outcome[i].find("password authentication failed for user \"nobody\""), std::string::npos)
+          << "client " << i << ": " << outcome[i];
+    }
+  }
+}
+
 TEST_F(AuthQueryTest, Md5SecretUserLogsIn) {
   EXPECT_TRUE(stack_.cluster->psql("SELECT passwd FROM pg_shadow WHERE usename = 'dora'").starts_with("md5"));
   PgConnPtr c = connect(conninfo("dora", "dora-pw"));
