@@ -67,6 +67,8 @@ class AuthQueryTest : public ::testing::Test {
     closed.extra_lines = {"auth_user = \"\""};
     config.databases.push_back(closed);
     stack_.daemon = std::make_unique<DaemonProcess>(config);
+    // DaemonProcess returns once the client port accepts; the metrics listener opens a moment later.
+    ASSERT_TRUE(eventually([] { return http_get(metrics_port_, "/metrics").has_value(); }));
   }
   static void TearDownTestSuite() { stack_.reset(); }
   void TearDown() override { dump_logs_on_failure(stack_); }
