@@ -3,8 +3,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <iterator>
-
 #include "daemon/daemon.h"
 #include "daemon/logging.h"
 #include "protocol/writer.h"
@@ -161,22 +159,22 @@ void AuthLookup::open(Channel& ch, std::size_t host) {
 }
 
 void AuthLookup::run(Channel& ch, ServerConn* s, Request req) {
-  const std::string key_db = ch.db.name;
+  // Channels are never erased (std::map nodes stay put), so the callback may hold on to this one.
+  Channel* channel = &ch;
   const std::uint64_t ticket = req.ticket;
   const std::string user = req.user;
   s->drain_internal(auth_query_messages(req.query, req.user), 1,
-                    [this, ticket, user, key_db](ServerConn*, const InternalResult& r) {
+                    [this, channel, ticket, user](ServerConn*, const InternalResult& r) {
                       LookupResult result = interpret_auth_query(r);
                       count(result.kind);
-                      spdlog::debug("event=auth_query database={} user={} result={}", key_db, log_value(user),
+                      spdlog::debug("event=auth_query database={} user={} result={}", channel->db.name,
+                                    log_value(user),
                                     result.kind == LookupResult::Kind::kFound      ? "found"
                                     : result.kind == LookupResult::Kind::kNotFound ? "not_found"
                                                                                    : "failed");
                       finish(ticket, result);
                       // The connection is free again (or gone): serve whoever waits next.
-                      for (auto& [k, c] : channels_) {
-                        if (k.first == key_db) pump(c);
-                      }
+                      pump(*channel);
                     });
 }
 

@@ -163,6 +163,11 @@ OwnLogin::Step OwnLogin::start() {
   return connect_next();
 }
 
+void OwnLogin::note_connect_error(const std::string& what) {
+  if (!connect_errors_.empty()) connect_errors_ += "; ";
+  connect_errors_ += what;
+}
+
 OwnLogin::Step OwnLogin::connect_next() {
   while (next_addr_ < addrs_.size()) {
     current_addr_ = next_addr_++;
@@ -170,7 +175,7 @@ OwnLogin::Step OwnLogin::connect_next() {
     close_fd();
     fd_ = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd_ < 0) {
-      connect_errors_ += fmt::format("{}socket: {}", connect_errors_.empty() ? "" : "; ", std::strerror(errno));
+      note_connect_error(fmt::format("socket: {}", std::strerror(errno)));
       continue;
     }
     if (addr.ss_family != AF_UNIX) {
@@ -196,8 +201,7 @@ OwnLogin::Step OwnLogin::connect_next() {
       phase_ = Phase::kConnecting;
       return Step::kWantWrite;
     }
-    connect_errors_ += fmt::format("{}{}: {}", connect_errors_.empty() ? "" : "; ", address_text(addr),
-                                   std::strerror(errno));
+    note_connect_error(fmt::format("{}: {}", address_text(addr), std::strerror(errno)));
   }
   return fail(fmt::format("connection to server at \"{}\", port {} failed: {}", target_.host, target_.port,
                           connect_errors_.empty() ? "no address" : connect_errors_));
@@ -210,8 +214,7 @@ OwnLogin::Step OwnLogin::resume() {
     if (getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
     if (err == EINPROGRESS || err == EALREADY) return Step::kWantWrite;
     if (err != 0) {
-      connect_errors_ += fmt::format("{}{}: {}", connect_errors_.empty() ? "" : "; ",
-                                     address_text(addrs_[current_addr_]), std::strerror(err));
+      note_connect_error(fmt::format("{}: {}", address_text(addrs_[current_addr_]), std::strerror(err)));
       return connect_next();
     }
     return after_connect();

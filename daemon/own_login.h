@@ -74,6 +74,7 @@ class OwnLogin {
 
   Step fail(std::string message);
   Step connect_next();
+  void note_connect_error(const std::string& what);  // one address's failure, for the final message
   Step after_connect();
   void begin_login();
   Step start_tls();

@@ -274,6 +274,16 @@ void ServerConn::arm_connect_timer(std::chrono::duration<double> timeout) {
       timeout_ms, 0);
 }
 
+bool ServerConn::watch(int fd) {
+  sock_.close();
+  int rc = sock_.open(loop_, fd, /*owns_fd=*/false, this);
+  if (rc != 0) {
+    connect_failed(fmt::format("cannot poll server socket: {}", uv_strerror(rc)));
+    return false;
+  }
+  return true;
+}
+
 void ServerConn::start_own_login(const ServerConnParams& params) {
   OwnLoginTarget t;
   t.credentials = *params.own_login;
@@ -311,12 +321,7 @@ void ServerConn::own_login_step(OwnLogin::Step step) {
     case OwnLogin::Step::kWantRead:
     case OwnLogin::Step::kWantWrite: {
       // As with libpq: the fd may be a new one (next address), so register afresh at each step.
-      sock_.close();
-      int rc = sock_.open(loop_, own_->fd(), /*owns_fd=*/false, this);
-      if (rc != 0) {
-        connect_failed(fmt::format("cannot poll server socket: {}", uv_strerror(rc)));
-        return;
-      }
+      if (!watch(own_->fd())) return;
       const bool want_read = step == OwnLogin::Step::kWantRead;
       sock_.set_reading(want_read);
       sock_.set_write_interest(!want_read);
@@ -327,12 +332,7 @@ void ServerConn::own_login_step(OwnLogin::Step step) {
 
 void ServerConn::finish_own_login() {
   connect_timer_.reset();
-  sock_.close();
-  int rc = sock_.open(loop_, own_->fd(), /*owns_fd=*/false, this);
-  if (rc != 0) {
-    connect_failed(fmt::format("cannot poll server socket: {}", uv_strerror(rc)));
-    return;
-  }
+  if (!watch(own_->fd())) return;
   sock_.set_write_interest(false);
   if (own_->ssl() != nullptr) sock_.set_ssl(own_->ssl());
   const protocol::BackendLogin& login = own_->login();
@@ -371,13 +371,7 @@ void ServerConn::poll_connect() {
   // libpq may switch sockets (a retry without TLS, another address of the host), and a new socket can
   // reuse the old descriptor number, which epoll would no longer watch: register afresh at every step
   // (a handful of steps per connection, never on the relay path).
-  int fd = PQsocket(pg_);
-  sock_.close();
-  int rc = sock_.open(loop_, fd, false, this);
-  if (rc != 0) {
-    connect_failed(fmt::format("cannot poll server socket: {}", uv_strerror(rc)));
-    return;
-  }
+  if (!watch(PQsocket(pg_))) return;
   bool want_read = st == PGRES_POLLING_READING;
   sock_.set_reading(want_read);
   sock_.set_write_interest(!want_read);

@@ -181,6 +181,8 @@ class ServerConn final : public SocketOwner {
 
   void poll_connect();
   void arm_connect_timer(std::chrono::duration<double> timeout);
+  // (Re)registers the connecting socket `fd` (libpq's or OwnLogin's); false after reporting the failure.
+  bool watch(int fd);
   void start_own_login(const ServerConnParams& params);
   void own_login_step(OwnLogin::Step step);
   void finish_own_login();

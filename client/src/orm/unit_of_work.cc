@@ -800,14 +800,17 @@ UnitOfWork::Loaded UnitOfWork::run_select(const SelectCore& s) {
     }
     if (parents.empty()) continue;
     auto& ids = state_->identity[&target];
-    if (rel.secondary != nullptr) {
-      std::vector<client::Value> keys;
-      std::unordered_map<std::string, std::shared_ptr<void>> by_key;
+    // Collections (through an association table or a foreign key) find their parents by primary key.
+    std::vector<client::Value> keys;
+    std::unordered_map<std::string, std::shared_ptr<void>> by_key;
+    if (rel.secondary != nullptr || rel.many) {
       for (const auto& p : parents) {
         client::Value k = opt.owner->encode(p.get(), single_pk(*opt.owner));
         by_key.emplace(*k.data(), p);
         keys.push_back(std::move(k));
       }
+    }
+    if (rel.secondary != nullptr) {
       Loaded kids = select(secondary_select(*opt.owner, opt.relationship, keys));
       const int parent_column = kids.layout.item_offsets[1];
       auto kpg = kids.result.driver_result();
@@ -825,13 +828,6 @@ UnitOfWork::Loaded UnitOfWork::run_select(const SelectCore& s) {
         record_links(state_->find(p.get()), opt.relationship, v);
       }
     } else if (rel.many) {
-      std::vector<client::Value> keys;
-      std::unordered_map<std::string, std::shared_ptr<void>> by_key;
-      for (const auto& p : parents) {
-        client::Value k = opt.owner->encode(p.get(), single_pk(*opt.owner));
-        by_key.emplace(*k.data(), p);
-        keys.push_back(std::move(k));
-      }
       SelectCore q;
       q.items.push_back({&target, nullptr});
       std::size_t fk = rel.fk_column();
